@@ -1,0 +1,1 @@
+//! End-to-end tests of the dbcreds Lambda binaries live in `tests/`; this crate has no code.
