@@ -1,0 +1,24 @@
+//! AWS adapters: the ports the functions program against, and their SDK implementations.
+//!
+//! - [`secret_store::SecretStore`]: the Secrets Manager port (describe, read a version, write a
+//!   pending version, move a stage). [`secrets_manager::SecretsManagerStore`] implements it over
+//!   the SDK with a cache of version values: secret versions are immutable, so a warm function
+//!   never fetches the same VersionId twice.
+//! - [`sts`]: assume a role (with an external id) for cross-account access.
+//! - [`rds`]: find a database endpoint from an RDS-managed master secret's tags.
+//! - [`iam_token`]: RDS IAM authentication tokens.
+//! - [`clients::AwsClients`]: every SDK client, built once per cold start from the standard
+//!   environment (`AWS_REGION`, `AWS_ENDPOINT_URL*`, the credentials chain, and AWS's
+//!   `SECRETS_MANAGER_ENDPOINT`).
+
+pub mod clients;
+pub mod error;
+pub mod iam_token;
+pub mod rds;
+pub mod secret_store;
+pub mod secrets_manager;
+pub mod sts;
+
+pub use clients::AwsClients;
+pub use error::AwsError;
+pub use secret_store::{SecretMetadata, SecretStore, SecretVersion, VersionSelector, AWSCURRENT, AWSPENDING, AWSPREVIOUS};
