@@ -19,6 +19,10 @@ pub mod secret_store;
 pub mod secrets_manager;
 pub mod sts;
 
-pub use clients::AwsClients;
+pub use clients::{AwsClients, CallTimeouts};
 pub use error::AwsError;
+pub use iam_token::IamTokenRequest;
+pub use rds::{DatabaseEndpoint, RdsEndpoints, RdsOwner};
+pub use secrets_manager::{CallCounts, SecretsManagerStore};
+pub use sts::{AssumedCredentials, RoleAssumer};
 pub use secret_store::{SecretMetadata, SecretStore, SecretVersion, VersionSelector, AWSCURRENT, AWSPENDING, AWSPREVIOUS};
