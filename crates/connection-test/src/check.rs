@@ -1,0 +1,376 @@
+//! The check itself: the phases in order, each timed and each with a deadline inside the
+//! invocation's remaining time, stopping at the first failure with everything learnt so far.
+//!
+//! No Lambda type appears here, so `dbcreds check` (issue 9) can run the same phases from a
+//! command line with a [`Budget`] of its own.
+
+use crate::cloud::{Cloud, SignWith};
+use crate::config::{AuthMode, Config, ENGINE, USERNAME};
+use crate::probe;
+use crate::report::{Diagnostics, Failure, Phase, PhaseStatus, TlsReport};
+use dbcreds_core::{EngineFamily, ErrorClass, SecretDocument, TlsPolicy};
+use dbcreds_db::{ConnectSpec, Credential, DbError, TrustStore};
+use dbcreds_runtime::Budget;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// The longest each phase may take; every phase also ends by the invocation's work deadline.
+pub mod caps {
+    use std::time::Duration;
+    pub const ASSUME_ROLE: Duration = Duration::from_secs(10);
+    pub const TOKEN: Duration = Duration::from_secs(5);
+    pub const READ_SECRET: Duration = Duration::from_secs(10);
+    pub const DNS: Duration = Duration::from_secs(5);
+    pub const TCP: Duration = Duration::from_secs(5);
+    pub const TLS: Duration = Duration::from_secs(5);
+    pub const AUTHENTICATION: Duration = Duration::from_secs(10);
+    pub const QUERY: Duration = Duration::from_secs(10);
+}
+
+/// What a check needs beyond its configuration, built once per cold start.
+#[derive(Clone)]
+pub struct Toolkit {
+    pub cloud: Arc<dyn Cloud>,
+    /// The cold start's trust store (system roots + `DB_CA_BUNDLE`), or why it could not be
+    /// built, reported by every invocation that does not bring its own `DB_CA_BUNDLE`.
+    pub trust: Result<Arc<TrustStore>, DbError>,
+}
+
+/// Where to connect and as whom, once the credential is known.
+#[derive(Clone, Debug)]
+pub struct Target {
+    pub family: EngineFamily,
+    pub host: String,
+    pub port: u16,
+    pub username: String,
+    pub database: Option<String>,
+    pub tls: TlsPolicy,
+}
+
+/// Runs every phase the configuration calls for and returns what was found.
+pub async fn run(config: &Config, toolkit: &Toolkit, budget: &Budget) -> Diagnostics {
+    let started = Instant::now();
+    let mut diagnostics = Diagnostics { auth_mode: Some(config.mode.as_str().to_owned()), ..Default::default() };
+    if let Err(failure) = run_phases(config, toolkit, budget, &mut diagnostics).await {
+        log_failure(&failure);
+        diagnostics.failure = Some(failure);
+    }
+    diagnostics.total_ms = crate::report::millis(started.elapsed());
+    diagnostics
+}
+
+async fn run_phases(config: &Config, toolkit: &Toolkit, budget: &Budget, d: &mut Diagnostics) -> Result<(), Failure> {
+    let trust = probe::trust_for_invocation(&toolkit.trust, config.ca_bundle.as_deref(), config.ca_bundle_from_event)?;
+    let (target, credential) = match config.mode {
+        AuthMode::Iam => iam_credential(config, toolkit.cloud.as_ref(), budget, d).await?,
+        AuthMode::Secret => secret_credential(config, toolkit.cloud.as_ref(), budget, d).await?,
+    };
+    connect_and_query(&target, credential, &trust, config.test_query.as_deref(), budget, d).await
+}
+
+/// IAM mode: assume the role (when configured), then sign a token for the endpoint.
+async fn iam_credential(config: &Config, cloud: &dyn Cloud, budget: &Budget, d: &mut Diagnostics) -> Result<(Target, Credential), Failure> {
+    let family = config.engine.unwrap_or(crate::config::DEFAULT_IAM_ENGINE);
+    let target = Target {
+        family,
+        host: config.host.clone().expect("IAM mode requires the host (checked by Config)"),
+        port: config.port.unwrap_or_else(|| family.default_port()),
+        username: config.username.clone().expect("IAM mode requires the user (checked by Config)"),
+        database: config.database.clone(),
+        // The token is a credential: it only ever travels over verified TLS.
+        tls: TlsPolicy::VerifyFull,
+    };
+    describe_target(&target, d);
+
+    let sign_with = match &config.role {
+        Some(role) => {
+            d.external_id_sent = Some(role.external_id.is_some());
+            let assumed = timed(d, Phase::AssumeRole, budget, caps::ASSUME_ROLE, |deadline| async move {
+                let assumed = within(deadline, Phase::AssumeRole, cloud.assume_role(role, deadline)).await?.map_err(|err| {
+                    let failure = Failure::new(Phase::AssumeRole, err.class, format!("assuming {}: {err}", role.arn));
+                    if err.class == ErrorClass::AssumeRoleDenied { failure } else { failure.with_hint(format!("{} (STS)", ErrorClass::Aws.hint())) }
+                })?;
+                let detail = format!("assumed {}", assumed.assumed_role_arn);
+                Ok((assumed, Some(detail)))
+            })
+            .await?;
+            d.assumed_role_arn = Some(assumed.assumed_role_arn.clone());
+            SignWith::Assumed(assumed)
+        }
+        None => {
+            d.skipped(Phase::AssumeRole, "DATABASE_ACCOUNT_IAM_ROLE is not set: the function's own credentials sign the token");
+            SignWith::Own
+        }
+    };
+
+    let token = timed(d, Phase::Token, budget, caps::TOKEN, |deadline| {
+        let target = &target;
+        let sign_with = &sign_with;
+        async move {
+            let token = within(deadline, Phase::Token, cloud.iam_token(sign_with, &target.host, target.port, &target.username))
+                .await?
+                .map_err(|err| Failure::new(Phase::Token, err.class, format!("generating the IAM token: {err}")).with_hint("the token is signed locally: check the function has credentials (its role, or the assumed role) and AWS_REGION is set"))?;
+            let detail = format!("signed for {}:{} as {} in {}", target.host, target.port, target.username, token.region);
+            Ok((token, Some(detail)))
+        }
+    })
+    .await?;
+    d.token_region = Some(token.region.clone());
+    Ok((target, Credential::IamToken(token.value)))
+}
+
+/// Secret mode: read the secret, and let the configuration override its endpoint.
+async fn secret_credential(config: &Config, cloud: &dyn Cloud, budget: &Budget, d: &mut Diagnostics) -> Result<(Target, Credential), Failure> {
+    let secret_id = config.secret_id.clone().expect("secret mode requires the secret (checked by Config)");
+    d.secret_arn = Some(secret_id.clone());
+    let document = timed(d, Phase::ReadSecret, budget, caps::READ_SECRET, |deadline| {
+        let secret_id = &secret_id;
+        async move {
+            let text = within(deadline, Phase::ReadSecret, cloud.read_secret(secret_id, deadline)).await?.map_err(|err| {
+                let failure = Failure::new(Phase::ReadSecret, err.class, format!("reading {secret_id}: {err}"));
+                if err.class == ErrorClass::Aws {
+                    failure.with_hint("check the secret exists, that the function's role may secretsmanager:GetSecretValue on it (and kms:Decrypt on its key), and its route to Secrets Manager (VPC endpoint or NAT)")
+                } else {
+                    failure
+                }
+            })?;
+            let document = SecretDocument::parse(text).map_err(|err| secret_input_failure(err.within("secret.")))?;
+            document.require_connection_fields().map_err(|err| secret_input_failure(err.within("secret.")))?;
+            let login = target_from_secret(config, &document)?;
+            Ok((login, Some("read AWSCURRENT".to_owned())))
+        }
+    })
+    .await?;
+    let (target, credential) = document;
+    describe_target(&target, d);
+    Ok((target, credential))
+}
+
+fn secret_input_failure(err: dbcreds_core::InputError) -> Failure {
+    let hint = format!("fix the secret: {}", err.fix);
+    Failure::new(Phase::ReadSecret, ErrorClass::Input, err.to_string()).with_hint(hint)
+}
+
+/// The secret's login, with the configured endpoint winning over the secret's. The user name
+/// and engine belong to the password, so a configured one that disagrees is an error rather
+/// than an override.
+pub fn target_from_secret(config: &Config, document: &SecretDocument) -> Result<(Target, Credential), Failure> {
+    let input = |err: dbcreds_core::InputError| secret_input_failure(err.within("secret."));
+    let family = document.engine().map_err(input)?.family();
+    if let Some(configured) = config.engine.filter(|configured| *configured != family) {
+        return Err(Failure::new(Phase::ReadSecret, ErrorClass::Input, format!("{ENGINE} is {configured} but the secret's engine is {family}"))
+            .with_hint(format!("unset {ENGINE} in secret mode, or point DB_SECRET_ARN at a {configured} secret")));
+    }
+    let username = document.username().map_err(input)?.to_owned();
+    if let Some(configured) = config.username.as_ref().filter(|configured| **configured != username) {
+        return Err(Failure::new(
+            Phase::ReadSecret,
+            ErrorClass::Input,
+            format!("{USERNAME} is {} but the secret is for {}", dbcreds_core::sanitize::for_log(configured), dbcreds_core::sanitize::for_log(&username)),
+        )
+        .with_hint(format!("unset {USERNAME} in secret mode, or point DB_SECRET_ARN at that user's secret")));
+    }
+    let target = Target {
+        family,
+        host: match &config.host {
+            Some(host) => host.clone(),
+            None => document.host().map_err(input)?.to_owned(),
+        },
+        port: match config.port {
+            Some(port) => port,
+            None => document.port(family).map_err(input)?,
+        },
+        username,
+        database: config.database.clone().or_else(|| document.dbname().map(str::to_owned)),
+        tls: document.tls_policy().map_err(input)?,
+    };
+    Ok((target, Credential::Password(document.password().map_err(input)?.clone())))
+}
+
+fn describe_target(target: &Target, d: &mut Diagnostics) {
+    d.engine = Some(target.family.as_str().to_owned());
+    d.endpoint = Some(endpoint(&target.host, target.port));
+    d.user = Some(target.username.clone());
+    d.database = target.database.clone();
+}
+
+fn endpoint(host: &str, port: u16) -> String {
+    if host.contains(':') { format!("[{host}]:{port}") } else { format!("{host}:{port}") }
+}
+
+/// DNS, TCP, TLS, login and query, given the credential. Public so a caller holding a
+/// credential already (the `dbcreds check` CLI, a test with a fixed token) runs exactly the
+/// phases the function runs.
+pub async fn connect_and_query(target: &Target, credential: Credential, trust: &Arc<TrustStore>, test_query: Option<&str>, budget: &Budget, d: &mut Diagnostics) -> Result<(), Failure> {
+    describe_target(target, d);
+    let addresses = timed(d, Phase::Dns, budget, caps::DNS, |deadline| async move {
+        let addresses = probe::resolve(&target.host, target.port, deadline).await?;
+        let detail = addresses.iter().map(|a| a.ip().to_string()).collect::<Vec<_>>().join(", ");
+        Ok((addresses, Some(detail)))
+    })
+    .await?;
+    d.addresses = addresses.iter().map(|a| a.ip().to_string()).collect();
+
+    let (stream, address) = timed(d, Phase::Tcp, budget, caps::TCP, |deadline| {
+        let addresses = &addresses;
+        async move {
+            let (stream, address) = probe::connect_tcp(addresses, deadline).await?;
+            Ok(((stream, address), Some(format!("connected to {address}"))))
+        }
+    })
+    .await?;
+    d.connected_address = Some(address.to_string());
+
+    match target.tls {
+        TlsPolicy::VerifyFull => {
+            let probed = timed(d, Phase::Tls, budget, caps::TLS, |deadline| async move {
+                let probed = probe::negotiate_tls(target.family, stream, &target.host, trust, deadline).await?;
+                let detail = format!("{}, certificate verified for {}", probed.version, target.host);
+                Ok((probed, Some(detail)))
+            })
+            .await?;
+            d.tls = Some(TlsReport { version: Some(probed.version), certificate_verified: true, trust_store: trust.sources().to_vec() });
+            d.server_version = probed.server_version;
+        }
+        TlsPolicy::Disabled => {
+            drop(stream);
+            d.skipped(Phase::Tls, "plaintext: the secret sets \"ssl\": false");
+            d.tls = Some(TlsReport { version: None, certificate_verified: false, trust_store: Vec::new() });
+        }
+    }
+
+    let is_iam = matches!(credential, Credential::IamToken(_));
+    let mut session = timed(d, Phase::Authentication, budget, caps::AUTHENTICATION, |deadline| {
+        let spec = ConnectSpec {
+            family: target.family,
+            host: target.host.clone(),
+            port: target.port,
+            username: target.username.clone(),
+            credential,
+            database: target.database.clone(),
+            tls: target.tls,
+            trust: trust.clone(),
+            deadline,
+        };
+        async move {
+            let session = dbcreds_db::connect(&spec).await.map_err(|err| login_failure(err, is_iam))?;
+            let detail = format!("logged in as {}", spec.username);
+            Ok((session, Some(detail)))
+        }
+    })
+    .await?;
+    let transport = session.transport().clone();
+    if let Some(tls) = d.tls.as_mut() {
+        if transport.tls_version.is_some() {
+            tls.version = transport.tls_version.clone();
+        }
+        tls.certificate_verified = transport.certificate_verified;
+    }
+
+    let outcome = timed(d, Phase::Query, budget, caps::QUERY, |deadline| {
+        let session = &mut session;
+        async move {
+            let identity = within(deadline, Phase::Query, session.identity()).await?.map_err(query_failure)?;
+            let rows = match test_query {
+                Some(sql) => Some(within(deadline, Phase::Query, session.query_read_only(sql)).await?.map_err(query_failure)?.len()),
+                None => None,
+            };
+            let detail = match rows {
+                Some(rows) => format!("identity and TEST_QUERY ({rows} rows)"),
+                None => "identity".to_owned(),
+            };
+            Ok(((identity, rows), Some(detail)))
+        }
+    })
+    .await;
+    session.close().await;
+    let (identity, rows) = outcome?;
+    d.current_user = Some(identity.current_user);
+    d.server_version = Some(identity.server_version);
+    d.query = Some(if test_query.is_some() { "TEST_QUERY".to_owned() } else { "default".to_owned() });
+    d.query_rows = rows;
+    Ok(())
+}
+
+fn login_failure(err: DbError, is_iam: bool) -> Failure {
+    let failure = Failure::new(Phase::Authentication, err.class, err.message);
+    match (err.class, is_iam) {
+        (ErrorClass::Authentication, true) => failure.with_hint(
+            "the server refused the IAM token: check the assumed role's policy allows rds-db:connect on arn:aws:rds-db:<region>:<account>:dbuser:<prx-... or DbiResourceId>/<user>, \
+             that the user is IAM-enabled (PostgreSQL: GRANT rds_iam; MySQL: IDENTIFIED WITH AWSAuthenticationPlugin AS 'RDS'), \
+             that the proxy or database has IAM authentication enabled, and that the token's host, port and region match the endpoint",
+        ),
+        (ErrorClass::Authentication, false) => failure.with_hint(
+            "the server refused the secret's user name and password: check the user exists and may connect from this address, and that the secret's AWSCURRENT password is the one the database has \
+             (a rotation that stopped half-way leaves an AWSPENDING version: finish or cancel it)",
+        ),
+        _ => failure,
+    }
+}
+
+fn query_failure(err: DbError) -> Failure {
+    let failure = Failure::new(Phase::Query, err.class, err.message);
+    if err.class == ErrorClass::Sql {
+        failure.with_hint("the login worked but the query failed: check TEST_QUERY is valid read-only SQL for this engine (the session is read-only) and the user may read what it selects")
+    } else {
+        failure
+    }
+}
+
+/// Runs one phase with its deadline (the cap, within the invocation's work deadline), records
+/// its outcome and time, and logs it. The phase's future returns its value and a short detail.
+async fn timed<T, F, Fut>(d: &mut Diagnostics, phase: Phase, budget: &Budget, cap: Duration, work: F) -> Result<T, Failure>
+where
+    F: FnOnce(Instant) -> Fut,
+    Fut: Future<Output = Result<(T, Option<String>), Failure>>,
+{
+    if budget.is_spent() {
+        let failure = Failure::new(phase, ErrorClass::Deadline, format!("no time was left in the invocation to start the {phase} phase"));
+        d.record(phase, PhaseStatus::Failed, Some(Duration::ZERO), None);
+        return Err(failure);
+    }
+    let deadline = budget.deadline_for(cap);
+    let started = Instant::now();
+    let result = work(deadline).await;
+    let elapsed = started.elapsed();
+    match result {
+        Ok((value, detail)) => {
+            tracing::info!(step = phase.as_str(), duration_ms = crate::report::millis(elapsed), detail = detail.as_deref().unwrap_or(""), "phase passed");
+            d.record(phase, PhaseStatus::Ok, Some(elapsed), detail);
+            Ok(value)
+        }
+        Err(mut failure) => {
+            // The failure belongs to the phase that ran, whichever layer built it.
+            failure.phase = phase;
+            d.record(phase, PhaseStatus::Failed, Some(elapsed), None);
+            Err(failure)
+        }
+    }
+}
+
+/// Awaits `work` until `deadline`; running out is a failure of `phase`.
+async fn within<T>(deadline: Instant, phase: Phase, work: impl Future<Output = T>) -> Result<T, Failure> {
+    tokio::time::timeout_at(deadline, work).await.map_err(|_| {
+        let class = match phase {
+            Phase::AssumeRole | Phase::ReadSecret | Phase::Token => ErrorClass::Aws,
+            _ => ErrorClass::Deadline,
+        };
+        let failure = Failure::new(phase, class, format!("the {phase} phase did not finish before its deadline"));
+        match phase {
+            Phase::AssumeRole | Phase::ReadSecret => failure.with_hint("the AWS API did not answer in time: check the function's route to the service endpoint (a VPC endpoint for STS or Secrets Manager, or a NAT gateway)"),
+            _ => failure,
+        }
+    })
+}
+
+fn log_failure(failure: &Failure) {
+    tracing::warn!(
+        step = failure.phase.as_str(),
+        error_class = failure.class.as_str(),
+        message = failure.message.as_str(),
+        hint = failure.hint.as_str(),
+        "connection test failed"
+    );
+}
