@@ -374,3 +374,209 @@ fn log_failure(failure: &Failure) {
         "connection test failed"
     );
 }
+
+#[cfg(test)]
+mod tests {
+    //! The phase logic with a fake cloud. The network parts these touch are local and
+    //! deterministic (an unresolvable `.invalid` name, a port nobody listens on); the proof
+    //! against real servers and moto is in the workspace's `tests/connection_test_*.rs`.
+    use super::*;
+    use crate::cloud::{AssumedCredentials, IamToken};
+    use crate::config::RoleToAssume;
+    use dbcreds_aws::AwsError;
+    use dbcreds_core::SecretString;
+    use serde_json::{Value, json};
+    use std::collections::BTreeMap;
+    use std::sync::Mutex;
+
+    const TOKEN: &str = "db.example.com:5432/?Action=connect&DBUser=app&X-Amz-Signature=TOKEN-SHOULD-NEVER-SHOW";
+    const PASSWORD: &str = "hunter2-PASSWORD-SHOULD-NEVER-SHOW";
+    const SESSION_SECRET: &str = "SESSION-SECRET-SHOULD-NEVER-SHOW";
+
+    #[derive(Default)]
+    struct FakeCloud {
+        deny_role: bool,
+        secret: Option<String>,
+        calls: Mutex<Vec<String>>,
+    }
+
+    #[async_trait::async_trait]
+    impl Cloud for FakeCloud {
+        async fn assume_role(&self, role: &RoleToAssume, _: Instant) -> Result<AssumedCredentials, AwsError> {
+            self.calls.lock().unwrap().push(format!("assume_role {} {:?}", role.arn, role.external_id));
+            if self.deny_role {
+                return Err(AwsError::new(ErrorClass::AssumeRoleDenied, Some("AccessDenied".into()), "AssumeRole: access denied"));
+            }
+            Ok(AssumedCredentials {
+                access_key_id: "ASIAFAKE".into(),
+                secret_access_key: SecretString::from(SESSION_SECRET),
+                session_token: SecretString::from(SESSION_SECRET),
+                expiration: std::time::SystemTime::now(),
+                assumed_role_arn: "arn:aws:sts::111122223333:assumed-role/db-connect/dbcreds-connection-test".into(),
+            })
+        }
+
+        async fn iam_token(&self, sign_with: &SignWith, host: &str, port: u16, user: &str) -> Result<IamToken, AwsError> {
+            let who = match sign_with {
+                SignWith::Own => "own",
+                SignWith::Assumed(_) => "assumed",
+            };
+            self.calls.lock().unwrap().push(format!("iam_token {who} {host}:{port} {user}"));
+            Ok(IamToken { value: SecretString::from(TOKEN), region: "eu-west-1".into() })
+        }
+
+        async fn read_secret(&self, secret_id: &str, _: Instant) -> Result<SecretString, AwsError> {
+            self.calls.lock().unwrap().push(format!("read_secret {secret_id}"));
+            self.secret.clone().map(SecretString::from).ok_or_else(|| AwsError::new(ErrorClass::Input, Some("ResourceNotFoundException".into()), "GetSecretValue: not found"))
+        }
+    }
+
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: BTreeMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        move |name: &str| map.get(name).cloned()
+    }
+
+    async fn run_with(cloud: FakeCloud, pairs: &[(&str, &str)], event: Value) -> (Value, Vec<String>) {
+        let cloud = Arc::new(cloud);
+        let trust = TrustStore::load(|_| None).map(Arc::new);
+        let toolkit = Toolkit { cloud: cloud.clone(), trust };
+        let budget = Budget::from_remaining(Duration::from_secs(20), Duration::from_millis(500));
+        let response = crate::handle(&event, env(pairs), &toolkit, &budget).await;
+        let text = response.to_string();
+        for secret in [TOKEN, PASSWORD, SESSION_SECRET, "TOKEN-SHOULD-NEVER-SHOW"] {
+            assert!(!text.contains(secret), "a secret leaked into the response: {text}");
+        }
+        let calls = cloud.calls.lock().unwrap().clone();
+        (response, calls)
+    }
+
+    fn phases(response: &Value) -> Vec<(String, String)> {
+        response["diagnostics"]["phases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| (p["phase"].as_str().unwrap().to_owned(), p["status"].as_str().unwrap().to_owned()))
+            .collect()
+    }
+
+    fn owned(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+    }
+
+    const IAM: &[(&str, &str)] = &[
+        ("RDS_PROXY_APPLICATION_ENDPOINT", "nonexistent.invalid"),
+        ("DB_USERNAME", "app_iam"),
+        ("DATABASE_ACCOUNT_IAM_ROLE", "arn:aws:iam::111122223333:role/db-connect"),
+        ("EXTERNAL_ID", "ext-123"),
+    ];
+
+    #[tokio::test]
+    async fn a_denied_role_stops_before_the_token_and_says_so() {
+        let (response, calls) = run_with(FakeCloud { deny_role: true, ..Default::default() }, IAM, json!({})).await;
+        assert_eq!(response["statusCode"], 403);
+        assert_eq!(response["body"], "Database connection failed in phase assume_role: assume_role_denied");
+        let failure = &response["diagnostics"]["failure"];
+        assert_eq!(failure["phase"], "assume_role");
+        assert_eq!(failure["class"], "assume_role_denied");
+        assert!(failure["hint"].as_str().unwrap().contains("trust policy"), "{failure}");
+        assert_eq!(phases(&response), owned(&[("assume_role", "failed")]));
+        assert_eq!(response["diagnostics"]["endpoint"], "nonexistent.invalid:5432");
+        assert_eq!(response["diagnostics"]["external_id_sent"], true);
+        assert!(!response.to_string().contains("ext-123"), "the external id is not repeated");
+        assert_eq!(calls, ["assume_role arn:aws:iam::111122223333:role/db-connect Some(\"ext-123\")"]);
+    }
+
+    #[tokio::test]
+    async fn iam_mode_signs_with_the_assumed_role_then_reports_everything_up_to_dns() {
+        let (response, calls) = run_with(FakeCloud::default(), IAM, json!({ "DB_PORT": 6432 })).await;
+        assert_eq!(calls[1], "iam_token assumed nonexistent.invalid:6432 app_iam");
+        assert_eq!(response["statusCode"], 502);
+        assert_eq!(phases(&response), owned(&[("assume_role", "ok"), ("token", "ok"), ("dns", "failed")]));
+        let d = &response["diagnostics"];
+        assert_eq!(d["assumed_role_arn"], "arn:aws:sts::111122223333:assumed-role/db-connect/dbcreds-connection-test");
+        assert_eq!(d["token_region"], "eu-west-1");
+        assert_eq!(d["auth_mode"], "iam");
+        assert_eq!(d["failure"]["class"], "dns");
+    }
+
+    #[tokio::test]
+    async fn without_a_role_the_functions_own_credentials_sign() {
+        let (response, calls) = run_with(FakeCloud::default(), IAM, json!({ "DATABASE_ACCOUNT_IAM_ROLE": "" })).await;
+        assert_eq!(calls, ["iam_token own nonexistent.invalid:5432 app_iam"]);
+        assert_eq!(phases(&response)[0], ("assume_role".to_owned(), "skipped".to_owned()));
+        assert!(response["diagnostics"].get("assumed_role_arn").is_none());
+    }
+
+    /// A port on loopback that nothing listens on: bind, note the port, close.
+    fn closed_port() -> u16 {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    }
+
+    #[tokio::test]
+    async fn secret_mode_uses_the_secrets_login_with_configured_overrides() {
+        let port = closed_port();
+        let secret = json!({ "engine": "mariadb", "host": "nonexistent.invalid", "port": 1, "username": "app", "password": PASSWORD, "dbname": "appdb" });
+        let cloud = FakeCloud { secret: Some(secret.to_string()), ..Default::default() };
+        let pairs = [("DB_SECRET_ARN", "arn:aws:secretsmanager:eu-west-1:111122223333:secret:app-AbCdEf"), ("RDS_PROXY_APPLICATION_ENDPOINT", "127.0.0.1")];
+        let (response, _) = run_with(cloud, &pairs, json!({ "DB_PORT": port })).await;
+        let d = &response["diagnostics"];
+        assert_eq!(d["auth_mode"], "secret");
+        assert_eq!(d["engine"], "mysql");
+        assert_eq!(d["endpoint"], format!("127.0.0.1:{port}"));
+        assert_eq!(d["user"], "app");
+        assert_eq!(d["database"], "appdb");
+        assert_eq!(phases(&response), owned(&[("read_secret", "ok"), ("dns", "ok"), ("tcp", "failed")]));
+        assert_eq!(d["failure"]["class"], "connection_refused");
+        assert_eq!(response["statusCode"], 502);
+    }
+
+    #[tokio::test]
+    async fn a_secret_that_disagrees_with_the_configuration_is_named() {
+        let secret = json!({ "engine": "postgres", "host": "h", "username": "app", "password": PASSWORD });
+        let arn = ("DB_SECRET_ARN", "arn:aws:secretsmanager:eu-west-1:111122223333:secret:app-AbCdEf");
+        for (extra, field) in [(("DB_ENGINE", "mysql"), "DB_ENGINE"), (("DB_USERNAME", "other"), "DB_USERNAME")] {
+            let cloud = FakeCloud { secret: Some(secret.to_string()), ..Default::default() };
+            let (response, _) = run_with(cloud, &[arn, extra], json!({})).await;
+            let failure = &response["diagnostics"]["failure"];
+            assert_eq!(failure["phase"], "read_secret");
+            assert_eq!(failure["class"], "input");
+            assert!(failure["message"].as_str().unwrap().starts_with(field), "{failure}");
+            assert_eq!(response["statusCode"], 400);
+        }
+        let cloud = FakeCloud { secret: Some(r#"{"engine":"postgres","host":"h","username":"app"}"#.into()), ..Default::default() };
+        let (response, _) = run_with(cloud, &[arn], json!({})).await;
+        assert!(response["diagnostics"]["failure"]["message"].as_str().unwrap().starts_with("secret.password"), "{response}");
+        let cloud = FakeCloud { secret: Some(format!("not json {PASSWORD}")), ..Default::default() };
+        let (response, _) = run_with(cloud, &[arn], json!({})).await;
+        assert_eq!(response["diagnostics"]["failure"]["class"], "input");
+    }
+
+    #[tokio::test]
+    async fn bad_configuration_is_a_400_that_tries_nothing() {
+        let (response, calls) = run_with(FakeCloud::default(), IAM, json!({ "DB_PORT": "70000" })).await;
+        assert_eq!(response["statusCode"], 400);
+        assert_eq!(response["diagnostics"]["failure"]["phase"], "configuration");
+        assert!(response["diagnostics"]["failure"]["message"].as_str().unwrap().starts_with("DB_PORT"));
+        assert!(calls.is_empty());
+    }
+
+    #[tokio::test]
+    async fn an_unreadable_event_ca_bundle_is_a_configuration_failure() {
+        let (response, calls) = run_with(FakeCloud::default(), IAM, json!({ "DB_CA_BUNDLE": "/nonexistent/ca.pem" })).await;
+        let failure = &response["diagnostics"]["failure"];
+        assert_eq!(failure["phase"], "configuration");
+        assert_eq!(failure["class"], "input");
+        assert!(failure["message"].as_str().unwrap().contains("DB_CA_BUNDLE"), "{failure}");
+        assert!(calls.is_empty());
+    }
+
+    #[test]
+    fn plaintext_only_when_the_secret_says_so() {
+        let config = Config::load(env(&[("DB_SECRET_ARN", "s-x")]), &json!({})).unwrap();
+        let doc = |ssl: &str| SecretDocument::parse(SecretString::from(format!(r#"{{"engine":"postgres","host":"h","username":"u","password":"p"{ssl}}}"#))).unwrap();
+        assert_eq!(target_from_secret(&config, &doc("")).unwrap().0.tls, TlsPolicy::VerifyFull);
+        assert_eq!(target_from_secret(&config, &doc(r#","ssl":true"#)).unwrap().0.tls, TlsPolicy::VerifyFull);
+        assert_eq!(target_from_secret(&config, &doc(r#","ssl":false"#)).unwrap().0.tls, TlsPolicy::Disabled);
+    }
+}

@@ -453,4 +453,26 @@ mod tests {
         assert_eq!(config.ca_bundle.as_deref(), Some("/tmp/other.pem"));
         assert!(Config::load(env(&pairs), &json!({ CA_BUNDLE: "" })).unwrap().ca_bundle_from_event);
     }
+
+    #[test]
+    fn every_sample_event_is_a_valid_configuration_on_its_own() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../events/connection-test");
+        let mut seen = Vec::new();
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let event: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            // environment-only.json relies on the environment; the others carry everything.
+            let base: &[(&str, &str)] = if name == "environment-only.json" { SAMPLE } else { &[] };
+            let config = Config::load(env(base), &event).unwrap_or_else(|err| panic!("{name}: {err}"));
+            let expected_mode = if name.starts_with("secret") { AuthMode::Secret } else { AuthMode::Iam };
+            assert_eq!(config.mode, expected_mode, "{name}");
+            if name.contains("mysql") {
+                assert!(config.engine.is_none_or(|e| e == EngineFamily::MySql), "{name}");
+            }
+            seen.push(name);
+        }
+        seen.sort();
+        assert_eq!(seen, ["environment-only.json", "iam-mysql.json", "iam-postgres.json", "secret-mysql.json", "secret-postgres.json"]);
+    }
 }
