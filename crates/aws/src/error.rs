@@ -25,6 +25,11 @@ impl AwsError {
     pub fn is_not_found(&self) -> bool {
         self.is_code("ResourceNotFoundException")
     }
+
+    /// `AccessDeniedException` (JSON APIs such as Secrets Manager) or `AccessDenied` (STS, RDS).
+    pub fn is_access_denied(&self) -> bool {
+        self.code.as_deref().is_some_and(is_access_denied)
+    }
 }
 
 impl fmt::Display for AwsError {
@@ -115,6 +120,15 @@ fn is_not_found_code(code: &str) -> bool {
     matches!(code, "ResourceNotFoundException" | "DBInstanceNotFound" | "DBInstanceNotFoundFault" | "DBClusterNotFoundFault" | "DBClusterNotFound" | "NoSuchEntity")
 }
 
+/// The `x-amzn-errortype` header (`AccessDeniedException:http://...`, or `ns#Code`), which AWS
+/// JSON APIs send beside the body. The SDK reads the code from the body and loses it when the
+/// body is not JSON (a proxy's page, or moto's XML error body on a JSON API).
+fn error_type_header(response: &aws_smithy_runtime_api::http::Response) -> Option<String> {
+    let value = response.headers().get("x-amzn-errortype")?;
+    let code = value.split(':').next()?.rsplit('#').next()?.trim();
+    (!code.is_empty()).then(|| code.to_owned())
+}
+
 /// Turns an SDK error into an [`AwsError`] with the service's code and a class an operator can
 /// act on. Service messages are kept (they never carry secret values: request bodies are not
 /// echoed); transport errors keep their cause chain.
@@ -131,7 +145,12 @@ where
     match err {
         SdkError::ServiceError(service) => {
             let status = service.raw().status().as_u16();
-            let code = err.code().map(str::to_owned);
+            let code = err.code().map(str::to_owned).or_else(|| error_type_header(service.raw())).or_else(|| {
+                // A 403 whose body the SDK could not read (a proxy's page, or moto's XML error
+                // body) is an authorization refusal: every AWS 403 code is one. Naming it keeps
+                // `is_access_denied()` and `is_transient()` right; the message says HTTP 403.
+                (status == 403).then(|| "AccessDenied".to_owned())
+            });
             let said = err.message().map(dbcreds_core::sanitize::field).unwrap_or_else(|| format!("HTTP {status}"));
             let (class, detail) = match code.as_deref() {
                 Some(code) if is_not_found_code(code) => (call.not_found, format!("not found: {said}")),
@@ -250,6 +269,17 @@ mod tests {
             assert_eq!(err.is_transient(), transient, "{code}");
             assert!(err.message.starts_with("GetSecretValue \"arn:aws:secretsmanager"), "{err}");
         }
+        let unreadable = SdkError::service_error(ModeledError(ErrorMetadata::builder().build()), Response::new(StatusCode::try_from(403).unwrap(), SdkBody::empty()));
+        let err = from_sdk_error(&CALL, &unreadable);
+        assert_eq!((err.class, err.code.as_deref()), (ErrorClass::Aws, Some("AccessDenied")));
+        assert!(err.is_access_denied() && !err.is_transient());
+        assert!(err.message.contains("access denied: HTTP 403"), "{err}");
+        assert!(err.message.contains("allow secretsmanager:GetSecretValue"), "{err}");
+        let mut response = Response::new(StatusCode::try_from(400).unwrap(), SdkBody::from("<html>"));
+        response.headers_mut().insert("x-amzn-errortype", "ThrottlingException:http://internal.amazon.com/coral/com.amazon.coral.availability/");
+        let err = from_sdk_error(&CALL, &SdkError::service_error(ModeledError(ErrorMetadata::builder().build()), response));
+        assert_eq!(err.code.as_deref(), Some("ThrottlingException"));
+        assert!(err.is_transient());
         let denied = from_sdk_error(&CALL, &service_error(400, "AccessDeniedException", "no"));
         assert!(denied.message.contains("allow secretsmanager:GetSecretValue"), "{denied}");
     }

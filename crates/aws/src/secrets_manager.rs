@@ -256,7 +256,7 @@ impl SecretsManagerStore {
     }
 
     /// Serves a read from the cache when the answer is certain without asking the service.
-    fn from_cache(&self, secret_id: &str, selector: &VersionSelector) -> Option<SecretVersion> {
+    fn cached_read(&self, secret_id: &str, selector: &VersionSelector) -> Option<SecretVersion> {
         let snapshot = self.snapshots().fresh(secret_id, self.snapshot_max_age);
         let arn = match &snapshot {
             Some(metadata) => metadata.arn.clone(),
@@ -363,7 +363,7 @@ impl SecretStore for SecretsManagerStore {
     }
 
     async fn get_value(&self, secret_id: &str, selector: VersionSelector) -> Result<SecretVersion, AwsError> {
-        if let Some(version) = self.from_cache(secret_id, &selector) {
+        if let Some(version) = self.cached_read(secret_id, &selector) {
             tracing::debug!(api = "GetSecretValue", secret_arn = %version.arn, version = %version.version_id, cached = true, "secrets manager read");
             return Ok(version);
         }
