@@ -3,7 +3,12 @@
 //! - [`secret_store::SecretStore`]: the Secrets Manager port (describe, read a version, write a
 //!   pending version, move a stage). [`secrets_manager::SecretsManagerStore`] implements it over
 //!   the SDK with a cache of version values: secret versions are immutable, so a warm function
-//!   never fetches the same VersionId twice.
+//!   never fetches the same VersionId twice. Build it once per cold start; per invocation use
+//!   `store.with_deadline(budget.deadline())`, a view that shares the cache and bounds every call
+//!   by the deadline.
+//! - Errors: every failure is an [`AwsError`] with the service's code and an `ErrorClass`
+//!   (not found, access denied with the IAM action to allow, throttling, no route to the
+//!   endpoint, deadline).
 //! - [`sts`]: assume a role (with an external id) for cross-account access.
 //! - [`rds`]: find a database endpoint from an RDS-managed master secret's tags.
 //! - [`iam_token`]: RDS IAM authentication tokens.

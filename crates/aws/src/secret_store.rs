@@ -23,7 +23,9 @@ pub struct SecretMetadata {
     pub rotation_schedule: Option<String>,
     pub last_rotated: Option<String>,
     pub next_rotation: Option<String>,
-    /// VersionId -> stages. Versions with no stage are listed too (they exist until deleted).
+    /// VersionId -> stages, as DescribeSecret's `VersionIdsToStages` lists them. AWS lists only
+    /// versions that carry at least one stage (a version without one is deprecated and may be
+    /// deleted); moto also lists them with an empty list. Treat absent and empty alike.
     pub versions: BTreeMap<String, Vec<String>>,
     pub tags: BTreeMap<String, String>,
     pub kms_key_id: Option<String>,
