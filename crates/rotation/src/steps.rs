@@ -1,0 +1,500 @@
+//! The four steps. Each is one function, commented with the cases it handles. Every step may run
+//! any number of times, or after a crash at any point, and converges:
+//! - createSecret writes the pending value once and never replaces it;
+//! - setSecret first checks whether the pending credentials already work;
+//! - testSecret only reads;
+//! - finishSecret moves AWSCURRENT first and then removes AWSPENDING, and a rerun after a crash
+//!   between the two finds the token AWSCURRENT and only removes AWSPENDING (in the preamble).
+//!
+//! Secrets Manager calls (issue 8 budget: at most 8 for a four-step rotation): each step makes
+//! one DescribeSecret (the preamble) and reads values by VersionId through the store, whose
+//! version cache answers repeated reads of the same version in a warm process without a call.
+
+use crate::config::Strategy;
+use crate::error::RotationError;
+use crate::ports::identity_is;
+use crate::rotator::{Invocation, Outcome, StepInfo};
+use dbcreds_aws::{AWSCURRENT, AWSPENDING, AWSPREVIOUS, VersionSelector};
+use dbcreds_core::sanitize::{field as clean, for_log};
+use dbcreds_core::secret_document::{DBNAME, ENGINE, HOST, PORT};
+use dbcreds_core::{Engine, ErrorClass, IdentifierKind, InputError, SecretDocument, generate_password, validate_identifier};
+use serde_json::Value;
+
+/// The alternating-users clone's suffix, as AWS's functions name it.
+pub const CLONE_SUFFIX: &str = "_clone";
+
+/// `app` <-> `app_clone`.
+pub fn alternate_username(username: &str) -> String {
+    match username.strip_suffix(CLONE_SUFFIX) {
+        Some(base) if !base.is_empty() => base.to_owned(),
+        _ => format!("{username}{CLONE_SUFFIX}"),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading and checking documents
+
+/// Reads one version of the rotated secret and parses it. Errors name the version and the field
+/// (`AWSCURRENT.username: is missing; set username`).
+async fn read_version(inv: &Invocation<'_>, selector: VersionSelector, label: &str) -> Result<SecretDocument, RotationError> {
+    let version = inv.rotator.store.get_value(inv.arn(), selector).await.map_err(|e| RotationError::from(e).context(&format!("reading {label}")))?;
+    SecretDocument::parse(version.value).map_err(|e| e.within(&format!("{label}.")).into())
+}
+
+async fn read_current(inv: &Invocation<'_>) -> Result<SecretDocument, RotationError> {
+    let Some(current_id) = inv.metadata.version_with_stage(AWSCURRENT) else {
+        return Err(RotationError::state(format!("secret {} has no AWSCURRENT version; store the credentials first", for_log(inv.arn()))));
+    };
+    read_version(inv, VersionSelector::Id(current_id.to_owned()), AWSCURRENT).await
+}
+
+async fn read_pending(inv: &Invocation<'_>) -> Result<SecretDocument, RotationError> {
+    read_version(inv, VersionSelector::IdAndStage(inv.token().to_owned(), AWSPENDING.to_owned()), AWSPENDING).await
+}
+
+/// What a login document must have: engine, host, username, password, a valid port and `ssl`,
+/// and a user name that is a plain identifier within the engine's (or the configured) limit.
+/// Returns the engine. Nothing is called before this passes, so bad input changes nothing.
+fn check_login_document(inv: &Invocation<'_>, document: &SecretDocument, label: &str) -> Result<Engine, RotationError> {
+    let within = |e: InputError| RotationError::from(e.within(&format!("{label}.")));
+    document.require_connection_fields().map_err(within)?;
+    document.tls_policy().map_err(within)?;
+    let engine = document.engine().map_err(within)?;
+    let limit = inv.config().username_limit_for(engine);
+    let username = document.username().map_err(within)?;
+    validate_identifier(&format!("{label}.username"), username, engine.family(), IdentifierKind::User, Some(limit))?;
+    Ok(engine)
+}
+
+/// The current document, checked for this strategy: for alternating users the alternate user
+/// name must fit the limit too, and `masterarn` must be there.
+fn check_current(inv: &Invocation<'_>, current: &SecretDocument, info: &mut StepInfo) -> Result<Engine, RotationError> {
+    let engine = check_login_document(inv, current, AWSCURRENT)?;
+    info.engine = Some(engine.as_str().to_owned());
+    info.host = current.host_opt().map(clean);
+    if inv.config().strategy == Strategy::AlternatingUsers {
+        let username = current.username()?;
+        let alternate = alternate_username(username);
+        let limit = inv.config().username_limit_for(engine);
+        if alternate.len() > limit {
+            return Err(InputError::invalid(
+                "AWSCURRENT.username",
+                format!("the alternate user {} is {} characters, over the {engine} limit of {limit}", for_log(&alternate), alternate.len()),
+                format!("use a user name of at most {} characters so that {CLONE_SUFFIX} fits, or set USERNAME_CHARACTER_LIMIT", limit.saturating_sub(CLONE_SUFFIX.len())),
+            )
+            .into());
+        }
+        if current.masterarn().is_none() {
+            return Err(InputError::missing(
+                "AWSCURRENT.masterarn",
+                "alternating-users rotation needs the ARN of the master secret in masterarn (or set ROTATION_STRATEGY=single-user)",
+            )
+            .into());
+        }
+    }
+    Ok(engine)
+}
+
+fn same_host(a: &str, b: &str) -> bool {
+    a.trim_end_matches('.').eq_ignore_ascii_case(b.trim_end_matches('.'))
+}
+
+/// The pending document must describe the same database as the current one, and the user this
+/// strategy expects: the same user (single user) or its alternate (alternating users).
+fn check_pending(inv: &Invocation<'_>, current: &SecretDocument, pending: &SecretDocument, engine: Engine) -> Result<(), RotationError> {
+    let pending_engine = check_login_document(inv, pending, AWSPENDING)?;
+    if pending_engine.family() != engine.family() {
+        return Err(InputError::invalid("AWSPENDING.engine", format!("is {pending_engine}, but AWSCURRENT's is {engine}"), "cancel this rotation and start again").into());
+    }
+    let (current_host, pending_host) = (current.host()?, pending.host()?);
+    if !same_host(current_host, pending_host) || current.port(engine.family())? != pending.port(engine.family())? {
+        return Err(InputError::invalid(
+            "AWSPENDING.host",
+            format!("{}:{} is not AWSCURRENT's {}:{}", for_log(pending_host), pending.port(engine.family())?, for_log(current_host), current.port(engine.family())?),
+            "the pending version must point at the same database; cancel this rotation and start again",
+        )
+        .into());
+    }
+    let expected = match inv.config().strategy {
+        Strategy::SingleUser => current.username()?.to_owned(),
+        Strategy::AlternatingUsers => alternate_username(current.username()?),
+    };
+    if pending.username()? != expected {
+        return Err(InputError::invalid(
+            "AWSPENDING.username",
+            format!("is {}, but {} rotation expects {}", for_log(pending.username()?), inv.config().strategy.as_str(), for_log(&expected)),
+            "check ROTATION_STRATEGY matches the function this secret was rotated with; cancel this rotation and start again",
+        )
+        .into());
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// createSecret
+
+/// Stores the new credentials as the token's AWSPENDING value.
+///
+/// Cases:
+/// - the current document is malformed, has a hostile or over-long user name, or (alternating)
+///   lacks `masterarn` or has no room for `_clone`: refused, nothing written;
+/// - the token's version already holds a value (a retry, or the service calling again): kept as
+///   is, never replaced (a value that does not parse is reported, not overwritten);
+/// - otherwise: a copy of AWSCURRENT, every key kept as written, with a new password from the
+///   engine's policy and (alternating) the other user name, stored with PutSecretValue(token,
+///   [AWSPENDING], RotationToken).
+pub(crate) async fn create_secret(inv: &Invocation<'_>, info: &mut StepInfo) -> Result<Outcome, RotationError> {
+    let current = read_current(inv).await?;
+    let engine = check_current(inv, &current, info)?;
+
+    let store = inv.rotator.store;
+    let selector = VersionSelector::IdAndStage(inv.token().to_owned(), AWSPENDING.to_owned());
+    match store.get_value(inv.arn(), selector).await {
+        Ok(existing) => {
+            return match SecretDocument::parse(existing.value) {
+                Ok(_) => Ok(Outcome::AlreadyCreated),
+                Err(err) => Err(RotationError::state(format!(
+                    "the AWSPENDING version {} already holds a value, which is not a usable secret ({}); it is left as is: cancel this rotation (aws secretsmanager cancel-rotate-secret) and start again",
+                    for_log(inv.token()),
+                    err.field
+                ))),
+            };
+        }
+        Err(err) if err.is_not_found() => {}
+        Err(err) => return Err(RotationError::from(err).context("reading the AWSPENDING version")),
+    }
+
+    let mut pending = current;
+    if inv.config().strategy == Strategy::AlternatingUsers {
+        let alternate = alternate_username(pending.username()?);
+        pending.set_username(&alternate);
+    }
+    pending.set_password(generate_password(&inv.config().policy_for(engine.family()))?);
+    inv.check_time("storing the AWSPENDING version")?;
+    let rotation_token = inv.event.rotation_token.as_ref().map(|t| t.expose());
+    store
+        .put_value(inv.arn(), inv.token(), &pending.to_json(), &[AWSPENDING], rotation_token)
+        .await
+        .map_err(|e| RotationError::from(e).context("storing the AWSPENDING version"))?;
+    Ok(Outcome::Created)
+}
+
+// ---------------------------------------------------------------------------------------------
+// setSecret
+
+/// Makes the database accept the pending credentials.
+///
+/// Cases common to both strategies:
+/// - the current or pending document is malformed or hostile, or the pending one points at
+///   another database or the wrong user: refused before any login;
+/// - then the strategy's own cases (see [`set_single_user`] and [`set_alternating`]).
+pub(crate) async fn set_secret(inv: &Invocation<'_>, info: &mut StepInfo) -> Result<Outcome, RotationError> {
+    let current = read_current(inv).await?;
+    let engine = check_current(inv, &current, info)?;
+    let pending = read_pending(inv).await?;
+    check_pending(inv, &current, &pending, engine)?;
+    match inv.config().strategy {
+        Strategy::SingleUser => set_single_user(inv, &current, &pending, engine).await,
+        Strategy::AlternatingUsers => set_alternating(inv, &current, &pending, engine).await,
+    }
+}
+
+/// Whether a login with `document` works as its own user. `Ok(false)` when the server refused
+/// the credentials (or another account took the login); other failures (TLS, network, deadline)
+/// are errors, because trying other credentials over the same broken path would only hide them.
+async fn logs_in(inv: &Invocation<'_>, document: &SecretDocument, engine: Engine, label: &str) -> Result<bool, RotationError> {
+    inv.check_time(&format!("logging in with {label}"))?;
+    match inv.rotator.databases.check_login(document, inv.deadline).await {
+        Ok(identity) => Ok(identity_is(&identity, engine.family(), document.username()?)),
+        Err(err) if err.class == ErrorClass::Authentication => Ok(false),
+        Err(err) => Err(RotationError::from(err).context(&format!("logging in with the {label} credentials"))),
+    }
+}
+
+/// Single user: the user changes its own password.
+///
+/// Cases:
+/// - the pending credentials already log in (a retry after the change): done;
+/// - the current credentials log in: the user sets its own password to the pending one;
+/// - the current credentials are refused (someone changed the password, or an earlier rotation
+///   finished in the database but not in the secret): AWSPREVIOUS is tried the same way; a
+///   malformed AWSPREVIOUS, or one for another user or database, is skipped with a warning;
+/// - nothing logs in: "Unable to log into database with previous, current, or pending secret";
+/// - any other failure (TLS, network, permission, deadline) stops the step with its class,
+///   without trying further credentials.
+async fn set_single_user(inv: &Invocation<'_>, current: &SecretDocument, pending: &SecretDocument, engine: Engine) -> Result<Outcome, RotationError> {
+    if logs_in(inv, pending, engine, AWSPENDING).await? {
+        return Ok(Outcome::AlreadySet);
+    }
+    let new_password = pending.password()?;
+    if change_own_password(inv, current, new_password, AWSCURRENT).await? {
+        return Ok(Outcome::PasswordChanged { with: AWSCURRENT });
+    }
+    if let Some(previous) = read_previous(inv, current, engine).await?
+        && change_own_password(inv, &previous, new_password, AWSPREVIOUS).await?
+    {
+        return Ok(Outcome::PasswordChanged { with: AWSPREVIOUS });
+    }
+    Err(RotationError::new(
+        ErrorClass::Authentication,
+        format!(
+            "Unable to log into database with previous, current, or pending secret of secret {} (user {}); set the user's password in the database to the AWSCURRENT one, then rotate again",
+            for_log(inv.arn()),
+            for_log(current.username()?)
+        ),
+    ))
+}
+
+/// Logs in with `login` and sets its own password. `Ok(false)` when the login was refused.
+async fn change_own_password(inv: &Invocation<'_>, login: &SecretDocument, new_password: &dbcreds_core::SecretString, label: &str) -> Result<bool, RotationError> {
+    inv.check_time(&format!("changing the password with the {label} credentials"))?;
+    match inv.rotator.databases.set_own_password(login, new_password, inv.deadline).await {
+        Ok(()) => Ok(true),
+        Err(err) if err.class == ErrorClass::Authentication => {
+            tracing::info!(secret_arn = %clean(inv.arn()), version = %clean(inv.token()), stage = label, "the {label} credentials were refused");
+            Ok(false)
+        }
+        Err(err) => Err(RotationError::from(err).context(&format!("changing the password with the {label} credentials"))),
+    }
+}
+
+/// AWSPREVIOUS when it is usable as a fallback login; `None` (with a warning) when it is absent,
+/// malformed, or for another user or database. A malformed AWSPREVIOUS never fails the step.
+async fn read_previous(inv: &Invocation<'_>, current: &SecretDocument, engine: Engine) -> Result<Option<SecretDocument>, RotationError> {
+    let Some(previous_id) = inv.metadata.version_with_stage(AWSPREVIOUS) else { return Ok(None) };
+    let skip = |why: &str| {
+        tracing::warn!(secret_arn = %clean(inv.arn()), version = %clean(inv.token()), previous_version = %clean(previous_id), problem = %why, "AWSPREVIOUS skipped as a fallback login");
+    };
+    inv.check_time("reading AWSPREVIOUS")?;
+    let previous = match read_version(inv, VersionSelector::Id(previous_id.to_owned()), AWSPREVIOUS).await {
+        Ok(document) => document,
+        Err(err) if matches!(err.class, ErrorClass::Input | ErrorClass::State) => {
+            skip(&err.message);
+            return Ok(None);
+        }
+        Err(err) => return Err(err),
+    };
+    if let Err(err) = check_login_document(inv, &previous, AWSPREVIOUS) {
+        skip(&err.message);
+        return Ok(None);
+    }
+    let same_login = previous.username().ok() == current.username().ok()
+        && previous.host_opt().zip(current.host_opt()).is_some_and(|(a, b)| same_host(a, b))
+        && previous.port(engine.family()).ok() == current.port(engine.family()).ok();
+    if !same_login {
+        skip("it is for another user or database");
+        return Ok(None);
+    }
+    Ok(Some(previous))
+}
+
+/// Alternating users: with the master secret, make the pending user a copy of the current one.
+///
+/// Cases:
+/// - the current credentials must log in (confused-deputy guard: whoever edited the secret must
+///   have known the current password before the master acts on it); refused otherwise;
+/// - the master secret (`masterarn`) must be for the same database (same engine family, host and
+///   port, or the RDS instance or cluster the secret names) and must not be the rotated user;
+/// - an RDS-managed master secret (only username and password) gets its host, port and engine
+///   from RDS through its `aws:rds:primarydbinstancearn` / `primarydbclusterarn` tag;
+/// - then `mirror_user(current user, pending user, pending password)` creates the pending user if
+///   missing and makes its password, grants (MySQL) or memberships and attributes (PostgreSQL)
+///   match, revoking what the current user no longer has. It runs even when the pending
+///   credentials already log in, because the adapters set the password before the grants: a
+///   retry after a crash between the two must still converge the grants.
+async fn set_alternating(inv: &Invocation<'_>, current: &SecretDocument, pending: &SecretDocument, engine: Engine) -> Result<Outcome, RotationError> {
+    let pending_already_logged_in = logs_in(inv, pending, engine, AWSPENDING).await?;
+    if !logs_in(inv, current, engine, AWSCURRENT).await? {
+        return Err(RotationError::new(
+            ErrorClass::Authentication,
+            format!(
+                "the AWSCURRENT credentials of {} (user {}) do not log in, so the master secret is not used (confused-deputy guard); set the user's password in the database to the AWSCURRENT one, then rotate again",
+                for_log(inv.arn()),
+                for_log(current.username()?)
+            ),
+        ));
+    }
+    let master = load_master(inv, current, engine).await?;
+    inv.check_time("mirroring the user with the master secret")?;
+    let changes = inv
+        .rotator
+        .databases
+        .mirror_user(&master, current.username()?, pending.username()?, pending.password()?, inv.deadline)
+        .await
+        .map_err(|e| RotationError::from(e).context(&format!("making {} a copy of {} with the master secret", for_log(pending.username().unwrap_or("")), for_log(current.username().unwrap_or("")))))?;
+    for change in &changes {
+        tracing::info!(secret_arn = %clean(inv.arn()), version = %clean(inv.token()), change = ?change, "clone changed");
+    }
+    Ok(Outcome::Mirrored { changes: changes.len(), pending_already_logged_in })
+}
+
+/// The master login for alternating users, checked against the rotated secret.
+async fn load_master(inv: &Invocation<'_>, current: &SecretDocument, engine: Engine) -> Result<SecretDocument, RotationError> {
+    const LABEL: &str = "master secret";
+    let master_arn = current.masterarn().ok_or_else(|| InputError::missing("AWSCURRENT.masterarn", "name the master secret"))?;
+    let within = |e: InputError| RotationError::from(e.within(&format!("{LABEL}.")));
+    inv.check_time("reading the master secret")?;
+    let store = inv.rotator.store;
+    let version = store
+        .get_value(master_arn, VersionSelector::stage(AWSCURRENT))
+        .await
+        .map_err(|e| RotationError::from(e).context(&format!("reading the master secret {} named by masterarn", for_log(master_arn))))?;
+    let mut master = SecretDocument::parse(version.value).map_err(within)?;
+    master.username().map_err(within)?;
+    master.password().map_err(within)?;
+
+    // The RDS resource the master was found through, to accept the rotated secret's identifiers.
+    let mut rds_resource: Option<String> = None;
+    if master.host_opt().is_none() {
+        // An RDS-managed master secret: only username and password; RDS knows the rest.
+        let Some(endpoints) = inv.rotator.endpoints else {
+            return Err(InputError::missing(format!("{LABEL}.host"), "put engine, host and port in the master secret").into());
+        };
+        inv.check_time("finding the master's database through RDS")?;
+        let metadata = store.describe(master_arn).await.map_err(|e| RotationError::from(e).context("describing the master secret"))?;
+        let endpoint = endpoints.endpoint_for_secret(&metadata).await.map_err(|e| RotationError::from(e).context("finding the master secret's database through RDS"))?;
+        let rds_engine = endpoint.engine.ok_or_else(|| {
+            InputError::invalid(format!("{LABEL}.engine"), format!("RDS reports the engine {}, which dbcreds does not rotate", for_log(&endpoint.engine_name)), "use a MySQL or PostgreSQL database")
+        })?;
+        master.set_field(HOST, Value::String(endpoint.host.clone()));
+        if master.port_opt().map_err(within)?.is_none() {
+            master.set_field(PORT, Value::from(endpoint.port));
+        }
+        if master.engine_opt().is_none() {
+            master.set_field(ENGINE, Value::String(rds_engine.as_str().to_owned()));
+        }
+        rds_resource = Some(endpoint.resource_arn);
+    }
+    if master.field(ENGINE).is_none() {
+        master.set_field(ENGINE, Value::String(engine.as_str().to_owned()));
+    }
+    // PostgreSQL: log in to the application's database, where its objects live.
+    if master.dbname().is_none()
+        && let Some(dbname) = current.dbname()
+    {
+        master.set_field(DBNAME, Value::String(dbname.to_owned()));
+    }
+    master.require_connection_fields().map_err(within)?;
+    let master_engine = master.engine().map_err(within)?;
+    if master_engine.family() != engine.family() {
+        return Err(InputError::invalid(format!("{LABEL}.engine"), format!("is {master_engine}, but the rotated secret's is {engine}"), "point masterarn at the master secret of the same database").into());
+    }
+    let family = engine.family();
+    let same_database = (same_host(master.host()?, current.host()?) && master.port(family)? == current.port(family)?)
+        || rds_resource.as_deref().is_some_and(|arn| names_resource(current, arn));
+    if !same_database {
+        return Err(InputError::invalid(
+            format!("{LABEL}.host"),
+            format!("{}:{} is not the rotated secret's database {}:{}", for_log(master.host()?), master.port(family)?, for_log(current.host()?), current.port(family)?),
+            "point masterarn at the master secret of the database the user lives in",
+        )
+        .into());
+    }
+    let master_user = master.username()?;
+    let rotated = current.username()?;
+    if master_user == rotated || master_user == alternate_username(rotated) {
+        return Err(InputError::invalid(
+            "AWSCURRENT.username",
+            format!("{} is the master user (or its clone); alternating users would copy the master's privileges", for_log(rotated)),
+            "rotate the master with single-user rotation (or let RDS manage it)",
+        )
+        .into());
+    }
+    Ok(master)
+}
+
+/// Whether the rotated secret's `dbInstanceIdentifier` or `dbClusterIdentifier` names the RDS
+/// resource (`arn:aws:rds:<region>:<account>:db:<id>` or `...:cluster:<id>`).
+fn names_resource(current: &SecretDocument, resource_arn: &str) -> bool {
+    let mut parts = resource_arn.rsplitn(3, ':');
+    let (Some(id), Some(kind)) = (parts.next(), parts.next()) else { return false };
+    match kind {
+        "db" => current.db_instance_identifier().is_some_and(|x| x.eq_ignore_ascii_case(id)),
+        "cluster" => current.db_cluster_identifier().is_some_and(|x| x.eq_ignore_ascii_case(id)),
+        _ => false,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// testSecret
+
+/// Proves the pending credentials work: log in and ask the server who we are.
+///
+/// Cases:
+/// - the pending document is malformed: refused;
+/// - the login is refused, or another account answers it: failure, nothing changes (Secrets
+///   Manager retries, and the next setSecret repairs it);
+/// - otherwise: success. Nothing is written.
+pub(crate) async fn test_secret(inv: &Invocation<'_>, info: &mut StepInfo) -> Result<Outcome, RotationError> {
+    let pending = read_pending(inv).await?;
+    let engine = check_login_document(inv, &pending, AWSPENDING)?;
+    info.engine = Some(engine.as_str().to_owned());
+    info.host = pending.host_opt().map(clean);
+    inv.check_time("logging in with the AWSPENDING credentials")?;
+    let identity = inv.rotator.databases.check_login(&pending, inv.deadline).await.map_err(|e| RotationError::from(e).context("logging in with the AWSPENDING credentials"))?;
+    if !identity_is(&identity, engine.family(), pending.username()?) {
+        return Err(RotationError::new(
+            ErrorClass::Authentication,
+            format!("the AWSPENDING credentials logged in, but the server says we are {}, not {}", for_log(&identity.current_user), for_log(pending.username()?)),
+        ));
+    }
+    Ok(Outcome::Tested)
+}
+
+// ---------------------------------------------------------------------------------------------
+// finishSecret
+
+/// Makes the pending version current and leaves no AWSPENDING behind.
+///
+/// Cases:
+/// - the token is already AWSCURRENT (handled by the preamble): AWSPENDING is removed from it if
+///   still there (a crash between the two calls below), else nothing to do;
+/// - the pending value is not a usable document: refused, nothing moved;
+/// - otherwise: UpdateSecretVersionStage(AWSCURRENT, MoveTo=token, RemoveFrom=old current) (the
+///   service labels the old version AWSPREVIOUS), then remove AWSPENDING from the token, so the
+///   next RotateSecret can start. AWS's functions leave AWSPENDING on the new version.
+pub(crate) async fn finish_secret(inv: &Invocation<'_>, info: &mut StepInfo) -> Result<Outcome, RotationError> {
+    let pending = read_pending(inv).await?;
+    let engine = check_login_document(inv, &pending, AWSPENDING)?;
+    info.engine = Some(engine.as_str().to_owned());
+    info.host = pending.host_opt().map(clean);
+    let Some(current_id) = inv.metadata.version_with_stage(AWSCURRENT) else {
+        return Err(RotationError::state(format!("secret {} has no AWSCURRENT version to move", for_log(inv.arn()))));
+    };
+    inv.check_time("moving AWSCURRENT")?;
+    inv.rotator
+        .store
+        .update_stage(inv.arn(), AWSCURRENT, Some(inv.token()), Some(current_id))
+        .await
+        .map_err(|e| RotationError::from(e).context("moving AWSCURRENT to the new version"))?;
+    clear_pending(inv).await?;
+    Ok(Outcome::Finished)
+}
+
+/// Removes AWSPENDING from the token's version.
+pub(crate) async fn clear_pending(inv: &Invocation<'_>) -> Result<(), RotationError> {
+    inv.check_time("removing AWSPENDING")?;
+    inv.rotator
+        .store
+        .update_stage(inv.arn(), AWSPENDING, None, Some(inv.token()))
+        .await
+        .map_err(|e| RotationError::from(e).context("removing AWSPENDING from the new version (AWSCURRENT already moved; a retry finishes it)"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usernames_alternate() {
+        assert_eq!(alternate_username("app"), "app_clone");
+        assert_eq!(alternate_username("app_clone"), "app");
+        assert_eq!(alternate_username("_clone"), "_clone_clone");
+    }
+
+    #[test]
+    fn hosts_compare_like_dns() {
+        assert!(same_host("DB.example.com.", "db.example.com"));
+        assert!(!same_host("db1.example.com", "db.example.com"));
+    }
+}
