@@ -4,8 +4,9 @@
 //! PostgreSQL trust exactly the same roots:
 //! - the system's roots (on Lambda's provided.al2023, /etc/pki/tls/certs), which cover RDS Proxy
 //!   (its ACM certificates chain to public Amazon roots);
-//! - the PEM bundle named by `DB_CA_BUNDLE`, for direct RDS/Aurora endpoints (the RDS global
-//!   bundle) or a private CA.
+//! - the Amazon RDS certificate authorities (certs/rds-global-bundle.pem, compiled in), so
+//!   direct RDS and Aurora endpoints verify out of the box without shipping a file;
+//! - the PEM bundle named by `DB_CA_BUNDLE`, for a private CA or a newer RDS bundle.
 //!
 //! There is no option to skip verification. Plaintext exists only as `TlsPolicy::Disabled`, which
 //! only a secret's explicit `"ssl": false` produces.
@@ -18,6 +19,9 @@ use rustls::pki_types::pem::PemObject;
 use std::sync::Arc;
 
 pub const CA_BUNDLE_ENV: &str = "DB_CA_BUNDLE";
+
+/// The RDS certificate authorities (see certs/README.md for provenance and how to refresh).
+const RDS_CA_BUNDLE: &[u8] = include_bytes!("../../../certs/rds-global-bundle.pem");
 
 pub struct TrustStore {
     roots: Vec<CertificateDer<'static>>,
@@ -40,7 +44,7 @@ pub fn install_crypto_provider() {
 }
 
 impl TrustStore {
-    /// System roots plus `DB_CA_BUNDLE` (read through `lookup`). A bundle that is named but
+    /// System roots, the RDS CAs, plus `DB_CA_BUNDLE` (read through `lookup`). A bundle that is named but
     /// unreadable or holds no certificate is an error naming the variable: silently trusting
     /// fewer roots than the operator configured would surface later as a confusing TLS failure.
     pub fn load(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, DbError> {
@@ -51,6 +55,9 @@ impl TrustStore {
             sources.push(format!("system ({})", native.certs.len()));
         }
         roots.extend(native.certs);
+        let rds = parse_pem_bundle(RDS_CA_BUNDLE).expect("the compiled-in RDS CA bundle is valid PEM (checked by a unit test)");
+        sources.push(format!("RDS CA bundle ({})", rds.len()));
+        roots.extend(rds);
         if let Some(path) = lookup(CA_BUNDLE_ENV).filter(|p| !p.trim().is_empty()) {
             let pem = std::fs::read(&path).map_err(|err| {
                 DbError::from(InputError::invalid(CA_BUNDLE_ENV, format!("cannot read {}: {err}", dbcreds_core::sanitize::for_log(&path)), "point it at a readable PEM file of CA certificates"))
@@ -109,4 +116,30 @@ fn parse_pem_bundle(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, String> 
         return Err("holds no PEM certificate".into());
     }
     Ok(certs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_compiled_in_rds_bundle_parses_and_is_trusted_by_default() {
+        let rds = parse_pem_bundle(RDS_CA_BUNDLE).unwrap();
+        assert!(rds.len() >= 20, "{} RDS CAs", rds.len());
+        let store = TrustStore::load(|_| None).unwrap();
+        assert!(store.sources().iter().any(|s| s.starts_with("RDS CA bundle")), "{:?}", store.sources());
+        assert!(store.roots().len() >= rds.len());
+    }
+
+    #[test]
+    fn a_named_but_unreadable_bundle_is_an_error_naming_the_variable() {
+        let err = TrustStore::load(|name| (name == CA_BUNDLE_ENV).then(|| "/nonexistent/ca.pem".to_string())).unwrap_err();
+        assert!(err.message.contains(CA_BUNDLE_ENV), "{err}");
+        let dir = std::env::temp_dir().join(format!("dbcreds-tls-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let empty = dir.join("empty.pem");
+        std::fs::write(&empty, b"not a certificate").unwrap();
+        let err = TrustStore::load(|name| (name == CA_BUNDLE_ENV).then(|| empty.display().to_string())).unwrap_err();
+        assert!(err.message.contains("no PEM certificate"), "{err}");
+    }
 }
