@@ -74,13 +74,13 @@ pub async fn toolkit_from_env() -> Toolkit {
     let cloud: Arc<dyn Cloud> = match AwsClients::from_env().await {
         Ok(clients) => Arc::new(SdkCloud::new(clients)),
         Err(err) => {
-            tracing::error!(error_class = err.class.as_str(), message = %err, "AWS clients could not be built");
+            tracing::error!(error_class = err.class.as_str(), error = %err, "AWS clients could not be built");
             Arc::new(UnavailableCloud(err))
         }
     };
     let trust = TrustStore::load(dbcreds_runtime::env_lookup).map(Arc::new);
     if let Err(err) = &trust {
-        tracing::error!(error_class = err.class.as_str(), message = %err.message, "the trust store could not be built");
+        tracing::error!(error_class = err.class.as_str(), error = %err.message, "the trust store could not be built");
     }
     Toolkit { cloud, trust }
 }

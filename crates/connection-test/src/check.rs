@@ -54,7 +54,7 @@ pub async fn run(config: &Config, toolkit: &Toolkit, budget: &Budget) -> Diagnos
     let started = Instant::now();
     let mut diagnostics = Diagnostics { auth_mode: Some(config.mode.as_str().to_owned()), ..Default::default() };
     if let Err(failure) = run_phases(config, toolkit, budget, &mut diagnostics).await {
-        log_failure(&failure);
+        log_failure(&failure, &diagnostics);
         diagnostics.failure = Some(failure);
     }
     diagnostics.total_ms = crate::report::millis(started.elapsed());
@@ -263,10 +263,11 @@ pub async fn connect_and_query(target: &Target, credential: Credential, trust: &
     .await?;
     let transport = session.transport().clone();
     if let Some(tls) = d.tls.as_mut() {
-        if transport.tls_version.is_some() {
+        // The probe's version is exact; a driver may only know "TLS" (RDS Proxy's MySQL).
+        if tls.version.is_none() {
             tls.version = transport.tls_version.clone();
         }
-        tls.certificate_verified = transport.certificate_verified;
+        tls.certificate_verified &= transport.certificate_verified;
     }
 
     let outcome = timed(d, Phase::Query, budget, caps::QUERY, |deadline| {
@@ -337,7 +338,15 @@ where
     let elapsed = started.elapsed();
     match result {
         Ok((value, detail)) => {
-            tracing::info!(step = phase.as_str(), duration_ms = crate::report::millis(elapsed), detail = detail.as_deref().unwrap_or(""), "phase passed");
+            tracing::info!(
+                step = phase.as_str(),
+                duration_ms = crate::report::millis(elapsed),
+                engine = d.engine.as_deref().unwrap_or(""),
+                endpoint = d.endpoint.as_deref().unwrap_or(""),
+                secret_arn = d.secret_arn.as_deref().unwrap_or(""),
+                detail = detail.as_deref().unwrap_or(""),
+                "phase passed"
+            );
             d.record(phase, PhaseStatus::Ok, Some(elapsed), detail);
             Ok(value)
         }
@@ -365,11 +374,16 @@ async fn within<T>(deadline: Instant, phase: Phase, work: impl Future<Output = T
     })
 }
 
-fn log_failure(failure: &Failure) {
+fn log_failure(failure: &Failure, d: &Diagnostics) {
+    let elapsed = d.phase(failure.phase).and_then(|record| record.ms).unwrap_or(0);
     tracing::warn!(
         step = failure.phase.as_str(),
         error_class = failure.class.as_str(),
-        message = failure.message.as_str(),
+        duration_ms = elapsed,
+        engine = d.engine.as_deref().unwrap_or(""),
+        endpoint = d.endpoint.as_deref().unwrap_or(""),
+        secret_arn = d.secret_arn.as_deref().unwrap_or(""),
+        error = failure.message.as_str(),
         hint = failure.hint.as_str(),
         "connection test failed"
     );

@@ -31,7 +31,7 @@ pub async fn handle(event: &Value, env: impl Fn(&str) -> Option<String>, toolkit
     let diagnostics = match Config::load(env, event) {
         Ok(config) => check::run(&config, toolkit, budget).await,
         Err(err) => {
-            tracing::warn!(step = "configuration", error_class = "input", field = err.field.as_str(), message = %err, "invalid configuration");
+            tracing::warn!(step = "configuration", error_class = "input", field = err.field.as_str(), error = %err, "invalid configuration");
             let hint = format!("fix {}: {}; nothing was tried", err.field, err.fix);
             let mut diagnostics = Diagnostics::default();
             diagnostics.record(Phase::Configuration, report::PhaseStatus::Failed, None, None);
