@@ -84,6 +84,11 @@ pub struct Capabilities {
     pub user_if_exists: bool,
     /// `IDENTIFIED WITH <plugin> BY '<password>'` (MySQL 5.7.6+; MariaDB spells it differently).
     pub identified_with_plugin_by: bool,
+    /// A user may run `ALTER USER CURRENT_USER() IDENTIFIED BY` without privileges (MySQL
+    /// 5.7.6+). MariaDB demands CREATE USER for any ALTER USER, so an application user changes
+    /// its own password with `SET PASSWORD = PASSWORD(...)`, which MariaDB applies through the
+    /// account's own plugin.
+    pub alter_own_password: bool,
     pub roles: RoleModel,
     /// MariaDB 10.1.1+: the `MAX_STATEMENT_TIME` resource limit.
     pub max_statement_time: bool,
@@ -99,6 +104,7 @@ impl Capabilities {
                 alter_user: at_least(10, 2, 0),
                 user_if_exists: at_least(10, 1, 3),
                 identified_with_plugin_by: false,
+                alter_own_password: false,
                 roles: if at_least(10, 1, 1) { RoleModel::MariaDb } else { RoleModel::None },
                 max_statement_time: at_least(10, 1, 1),
                 global_grants_table: false,
@@ -108,6 +114,7 @@ impl Capabilities {
                 alter_user: at_least(5, 7, 6),
                 user_if_exists: at_least(5, 7, 8),
                 identified_with_plugin_by: at_least(5, 7, 6),
+                alter_own_password: at_least(5, 7, 6),
                 roles: if at_least(8, 0, 0) { RoleModel::MySql } else { RoleModel::None },
                 max_statement_time: false,
                 global_grants_table: at_least(8, 0, 0),

@@ -41,6 +41,9 @@ impl MySqlSession {
             return Err(DbError::new(ErrorClass::Internal, "the MySQL adapter was given a PostgreSQL connection"));
         }
         let endpoint = format!("{}:{}", clean(&spec.host), spec.port);
+        if Instant::now() >= spec.deadline {
+            return Err(DbError::new(ErrorClass::Deadline, format!("no time left to connect to {endpoint}")));
+        }
         if spec.username.contains('\0') {
             return Err(DbError::new(ErrorClass::Input, "username: contains a NUL character; fix the user name"));
         }
@@ -176,12 +179,6 @@ impl MySqlSession {
         let conn = self.conn()?;
         let outcome = tokio::time::timeout_at(deadline, conn.query_drop(statement.sql())).await;
         self.settle(outcome, what, statement.carries_secret())
-    }
-
-    /// Like [`Self::run`], returning the affected-row count.
-    pub(crate) async fn run_counting(&mut self, statement: &Statement, what: &str) -> Result<u64, DbError> {
-        self.run(statement, what).await?;
-        Ok(self.conn()?.affected_rows())
     }
 
     /// Runs a plan's statements, several per round trip. Statements that carry a secret are

@@ -316,7 +316,7 @@ impl Dialect {
     /// Changes the logged-in user's own password (single-user rotation).
     pub fn set_own_password(&self, password: &SecretString) -> Result<Statement, DbError> {
         let mut b = SecretStatementBuilder::new(password.len());
-        if self.caps.alter_user {
+        if self.caps.alter_own_password {
             b.sql("ALTER USER CURRENT_USER() IDENTIFIED BY ").secret(password, self.mode)?;
         } else {
             b.sql("SET PASSWORD = PASSWORD(").secret(password, self.mode)?.sql(")");
@@ -636,6 +636,8 @@ mod tests {
             assert!(!shown.contains("ss'"), "{shown}");
         }
         let nbe = dialect(Flavor::MariaDb, (10, 11, 8), "NO_BACKSLASH_ESCAPES");
+        assert_eq!(nbe.set_own_password(&password).unwrap().sql(), r"SET PASSWORD = PASSWORD('p''a\ss')");
+        let nbe = dialect(Flavor::MySql, (8, 0, 39), "NO_BACKSLASH_ESCAPES");
         assert_eq!(nbe.set_own_password(&password).unwrap().sql(), r"ALTER USER CURRENT_USER() IDENTIFIED BY 'p''a\ss'");
         assert!(d.set_own_password(&SecretString::from("a\0b")).is_err());
     }
@@ -648,8 +650,10 @@ mod tests {
         let mysql56 = dialect(Flavor::MySql, (5, 6, 51), "");
         assert_eq!(mysql56.set_password(app, &pw, None).unwrap().sql(), "SET PASSWORD FOR 'app'@'%' = PASSWORD('pw')");
         assert_eq!(mysql56.set_own_password(&pw).unwrap().sql(), "SET PASSWORD = PASSWORD('pw')");
-        let mariadb101 = dialect(Flavor::MariaDb, (10, 1, 48), "");
-        assert_eq!(mariadb101.set_own_password(&pw).unwrap().sql(), "SET PASSWORD = PASSWORD('pw')");
+        // MariaDB refuses ALTER USER without CREATE USER, even for one's own account.
+        for version in [(10, 1, 48), (10, 11, 8), (11, 4, 2)] {
+            assert_eq!(dialect(Flavor::MariaDb, version, "").set_own_password(&pw).unwrap().sql(), "SET PASSWORD = PASSWORD('pw')");
+        }
         // MySQL 9 gets modern syntax.
         let mysql9 = dialect(Flavor::MySql, (9, 1, 0), "");
         assert_eq!(mysql9.set_own_password(&pw).unwrap().sql(), "ALTER USER CURRENT_USER() IDENTIFIED BY 'pw'");
