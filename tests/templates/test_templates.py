@@ -336,6 +336,17 @@ def test_database_users_resource_interface(app):
         {"single-user", "alternating-users"}
 
 
+def test_users_wait_for_the_functions_network_path(app):
+    # Without these references CloudFormation may invoke the provisioner before its endpoint,
+    # route or security group rule exists (and delete them before the Delete request).
+    path = all_refs(app["Resources"]["DatabaseUsers"]["Metadata"]["NetworkPath"])
+    needed = {"SecretsManagerEndpoint", "RdsEndpoint", "S3GatewayEndpoint",
+              "PrivateSubnet1RouteTableAssociation", "PrivateSubnet2RouteTableAssociation"}
+    needed |= {name for name, res in resources(app, "AWS::EC2::SecurityGroupIngress").items()
+               if "ConnectionTest" not in name}
+    assert needed <= path, needed - path
+
+
 def test_every_rotation_schedule_waits_for_the_users(app):
     schedules = resources(app, "AWS::SecretsManager::RotationSchedule")
     assert {s["Properties"]["SecretId"]["Ref"] for s in schedules.values()} == \
@@ -483,7 +494,12 @@ def test_function_roles_are_trusted_by_lambda_only(app, role):
     trust = app["Resources"][role]["Properties"]["AssumeRolePolicyDocument"]["Statement"]
     assert trust == [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"},
                       "Action": "sts:AssumeRole"}]
-    assert "ManagedPolicyArns" not in app["Resources"][role]["Properties"]
+    # Besides its inline policy, only the shared network-interfaces policy of this template.
+    assert app["Resources"][role]["Properties"]["ManagedPolicyArns"] == \
+        [{"Ref": "FunctionNetworkInterfacesPolicy"}]
+    network = app["Resources"]["FunctionNetworkInterfacesPolicy"]["Properties"]["PolicyDocument"]
+    for stmt in statements(network):
+        assert all(a.startswith("ec2:") for a in as_list(stmt["Action"]))
 
 
 # --- network ---------------------------------------------------------------------------------
