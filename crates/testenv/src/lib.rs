@@ -1,0 +1,28 @@
+//! dbcreds' test environment: real servers for real tests, nothing mocked.
+//!
+//! - [`MariaDb`] and [`Postgres`]: throwaway servers from the machine's installed binaries, with
+//!   TLS from a PKI generated at test time ([`pki`]), on free loopback ports, in temporary
+//!   directories that vanish with them.
+//!
+//! Anything missing from the machine is a panic that says how to fix it (usually: run
+//! `scripts/setup`); nothing is skipped silently.
+
+mod executables;
+mod mariadb;
+mod net;
+mod options;
+pub mod paths;
+pub mod pki;
+mod postgres;
+mod random;
+mod server_process;
+pub mod system_user;
+mod template;
+pub mod tls_client;
+
+pub use mariadb::MariaDb;
+pub use options::{ServerOptions, TlsMode};
+pub use postgres::Postgres;
+
+/// Query results as text: one `Vec` per row, `None` for SQL NULL.
+pub type Rows = Vec<Vec<Option<String>>>;

@@ -1,0 +1,33 @@
+//! Random values for the environment: admin passwords and identifiers. Drawn from the operating
+//! system's CSPRNG so that two servers started at the same instant never share a password.
+
+const ALPHANUMERIC: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+
+/// Letters and digits only: safe inside SQL string literals, connection strings and shell words
+/// without any quoting, which keeps the fixtures free of escaping bugs.
+pub fn alphanumeric(len: usize) -> String {
+    let mut bytes = vec![0u8; len];
+    fill(&mut bytes);
+    // 62 does not divide 256; the tiny bias is irrelevant for throwaway test passwords.
+    bytes.iter().map(|b| ALPHANUMERIC[*b as usize % ALPHANUMERIC.len()] as char).collect()
+}
+
+pub fn hex(len_bytes: usize) -> String {
+    let mut bytes = vec![0u8; len_bytes];
+    fill(&mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A random (version 4) UUID, the shape of a Lambda request id.
+pub fn uuid_v4() -> String {
+    let mut bytes = [0u8; 16];
+    fill(&mut bytes);
+    bytes[6] = (bytes[6] & 0x0f) | 0x40;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!("{}-{}-{}-{}-{}", &hex[0..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..32])
+}
+
+fn fill(bytes: &mut [u8]) {
+    getrandom::fill(bytes).expect("the operating system's random source failed");
+}
