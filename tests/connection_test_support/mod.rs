@@ -212,13 +212,14 @@ pub fn moto_iam(moto: &Moto, params: &[(&str, &str)]) -> String {
         body.push('=');
         body.push_str(&percent_encode(value));
     }
-    http_post(moto.port(), "/", &body, Some("AWS4-HMAC-SHA256 Credential=test/20240101/us-east-1/iam/aws4_request, SignedHeaders=host, Signature=0"))
+    http_post(moto.port(), "/", &body, Some("AWS4-HMAC-SHA256 Credential=test/20240101/us-east-1/iam/aws4_request, SignedHeaders=host, Signature=0"), "application/x-www-form-urlencoded")
 }
 
 /// Turns on moto's IAM enforcement: from now on every request must be signed by a user moto
 /// knows, and is checked against that user's policies.
 pub fn moto_enforce_iam(moto: &Moto) {
-    let answer = http_post(moto.port(), "/moto-api/reset-auth", "0", None);
+    // A raw body: with a form content type moto's handler would find no data.
+    let answer = http_post(moto.port(), "/moto-api/reset-auth", "0", None, "application/octet-stream");
     assert!(answer.contains("\"ok\""), "moto did not enable IAM enforcement: {answer}");
 }
 
@@ -239,11 +240,11 @@ fn percent_encode(value: &str) -> String {
     value.bytes().map(|b| if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") }).collect()
 }
 
-fn http_post(port: u16, path: &str, body: &str, authorization: Option<&str>) -> String {
+fn http_post(port: u16, path: &str, body: &str, authorization: Option<&str>, content_type: &str) -> String {
     let address: SocketAddr = ([127, 0, 0, 1], port).into();
     let mut stream = TcpStream::connect_timeout(&address, Duration::from_secs(5)).expect("connect to moto");
     stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    let mut request = format!("POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n", body.len());
+    let mut request = format!("POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n", body.len());
     if let Some(authorization) = authorization {
         request.push_str(&format!("Authorization: {authorization}\r\n"));
     }

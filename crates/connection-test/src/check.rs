@@ -130,7 +130,12 @@ async fn secret_credential(config: &Config, cloud: &dyn Cloud, budget: &Budget, 
         async move {
             let text = within(deadline, Phase::ReadSecret, cloud.read_secret(secret_id, deadline)).await?.map_err(|err| {
                 let failure = Failure::new(Phase::ReadSecret, err.class, format!("reading {secret_id}: {err}"));
-                if err.class == ErrorClass::Aws {
+                if err.is_not_found() {
+                    // The adapter calls a missing stage a state problem (right for a rotation);
+                    // here it means the configuration names a secret that is not there.
+                    Failure::new(Phase::ReadSecret, ErrorClass::Input, failure.message)
+                        .with_hint("DB_SECRET_ARN names no secret with an AWSCURRENT version: check the ARN, that the secret lives in this function's region (AWS_REGION) or is named by full ARN, and that it was not deleted")
+                } else if err.class == ErrorClass::Aws {
                     failure.with_hint("check the secret exists, that the function's role may secretsmanager:GetSecretValue on it (and kms:Decrypt on its key), and its route to Secrets Manager (VPC endpoint or NAT)")
                 } else {
                     failure
@@ -343,7 +348,7 @@ where
                 duration_ms = crate::report::millis(elapsed),
                 engine = d.engine.as_deref().unwrap_or(""),
                 endpoint = d.endpoint.as_deref().unwrap_or(""),
-                secret_arn = d.secret_arn.as_deref().unwrap_or(""),
+                secret_arn = d.secret_arn.as_deref(),
                 detail = detail.as_deref().unwrap_or(""),
                 "phase passed"
             );
@@ -382,7 +387,7 @@ fn log_failure(failure: &Failure, d: &Diagnostics) {
         duration_ms = elapsed,
         engine = d.engine.as_deref().unwrap_or(""),
         endpoint = d.endpoint.as_deref().unwrap_or(""),
-        secret_arn = d.secret_arn.as_deref().unwrap_or(""),
+        secret_arn = d.secret_arn.as_deref(),
         error = failure.message.as_str(),
         hint = failure.hint.as_str(),
         "connection test failed"

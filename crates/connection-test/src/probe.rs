@@ -217,6 +217,11 @@ fn parse_mysql_greeting(payload: &[u8]) -> Result<MySqlGreeting, Failure> {
     let rest = &payload[1..];
     let end = rest.iter().position(|b| *b == 0).ok_or_else(|| not_the_engine(EngineFamily::MySql, "its greeting has no server version"))?;
     let server_version = String::from_utf8_lossy(&rest[..end]).into_owned();
+    // MariaDB prefixes its greeting with "5.5.5-" for the sake of old MySQL clients.
+    let server_version = match server_version.strip_prefix("5.5.5-") {
+        Some(rest) if rest.contains("MariaDB") => rest.to_owned(),
+        _ => server_version,
+    };
     // After the version: thread id (4), auth data part 1 (8), filler (1), capabilities low (2),
     // charset (1), status (2), capabilities high (2).
     let after = &rest[end + 1..];
@@ -313,8 +318,9 @@ mod tests {
 
     #[test]
     fn a_mysql_greeting_yields_version_and_capabilities() {
-        let parsed = parse_mysql_greeting(&greeting("10.11.9-MariaDB", 0x0800 | 0x0200, 0x0008)).unwrap();
+        let parsed = parse_mysql_greeting(&greeting("5.5.5-10.11.9-MariaDB", 0x0800 | 0x0200, 0x0008)).unwrap();
         assert_eq!(parsed.server_version, "10.11.9-MariaDB");
+        assert_eq!(parse_mysql_greeting(&greeting("8.0.39", 0x0800, 0)).unwrap().server_version, "8.0.39");
         assert_eq!(parsed.capabilities, 0x0008_0A00);
     }
 
