@@ -38,6 +38,11 @@ pub fn classify(err: &tokio_postgres::Error, what: &str) -> DbError {
         if let Some(hint) = db.hint() {
             message.push_str(&format!(" hint: {}", clean(hint)));
         }
+        // Our own budget, enforced by the server (the session's statement_timeout is the time
+        // left at connect): the deadline, not a SQL problem.
+        if db.code().code() == "57014" && db.message().contains("statement timeout") {
+            return DbError::new(ErrorClass::Deadline, message);
+        }
         return DbError::new(class_of_sqlstate(db.code().code()), message);
     }
     if err.is_closed() {

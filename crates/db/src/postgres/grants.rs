@@ -7,10 +7,15 @@
 //! `PUBLIC` `CONNECT` and `TEMPORARY` on databases and `EXECUTE` on functions by default).
 //!
 //! Future objects: `ALTER DEFAULT PRIVILEGES` applies per creating role, so defaults are set for
-//! every role that can create objects in the schema as far as the session can see and manage:
-//! the session user, the database owner, and roles holding an explicit `CREATE` on `public`, each
-//! only if the session user is a member of it (PostgreSQL's rule for `FOR ROLE`). So give the
-//! owner-preset user its privileges first; calling again is cheap and picks up new creators.
+//! every role that can create objects in the schema: the session user, the database owner, and
+//! roles holding an explicit `CREATE` on `public` (an owner-preset user). Superuser creators are
+//! skipped unless the session is a superuser. So give the owner-preset user its privileges first;
+//! calling again is cheap and picks up new creators.
+//!
+//! Authority: a GRANT on an object, and `ALTER DEFAULT PRIVILEGES FOR ROLE r`, need the owner's
+//! (or `r`'s) privileges. A superuser has them; an RDS master (CREATEROLE, not superuser) borrows
+//! them by a membership granted at the start of the transaction and revoked before it commits
+//! ([`super::sql::borrow_privileges`]), so tables an owner-preset user created can be granted on.
 //!
 //! The plan is computed by pure functions from what the catalog says ([`CurrentAcls`]) and what
 //! the spec asks ([`PrivilegeSet`]): grant what is missing, revoke what is extra, one statement per
@@ -138,6 +143,8 @@ pub struct ObjectAcl {
     /// The SQL reference, quoted (`"public"."t"`, `"public"."f"(integer)`).
     pub reference: String,
     pub privileges: Privileges,
+    /// The owning role (whose authority a GRANT or REVOKE on it needs).
+    pub owner: Option<String>,
 }
 
 /// A default-privilege entry (`pg_default_acl`) in the schema naming the user.
@@ -146,7 +153,8 @@ pub struct DefaultAcl {
     pub creator: String,
     pub kind: ObjectKind,
     pub privileges: Privileges,
-    /// Whether the session user may change it (is a member of the creator).
+    /// Whether the session user may change it: it is a member of the creator, or may borrow
+    /// the creator's privileges (the creator is not a superuser).
     pub manageable: bool,
 }
 
@@ -169,6 +177,9 @@ pub struct Plan {
     pub changes: Vec<GrantChange>,
     /// Default-privilege entries the session may not change, for a warning.
     pub unmanageable: Vec<String>,
+    /// Owners of the objects and creators of the default privileges the statements touch: the
+    /// session needs their privileges (a non-superuser master borrows them).
+    pub touched_roles: BTreeSet<String>,
 }
 
 /// Computes grants and revokes that turn `current` into `wanted`.
@@ -176,9 +187,13 @@ pub fn plan(user: &Ident, database: &Ident, schema: &Ident, wanted: &PrivilegeSe
     let mut out = Plan::default();
     let mut grants: BTreeMap<(ObjectKind, Vec<&'static str>), Vec<String>> = BTreeMap::new();
     let mut revokes: BTreeMap<(ObjectKind, Vec<&'static str>), Vec<String>> = BTreeMap::new();
-    let mut diff = |kind: ObjectKind, reference: String, have: &Privileges, want: &Privileges| {
+    let mut touched = BTreeSet::new();
+    let mut diff = |kind: ObjectKind, reference: String, owner: Option<&String>, have: &Privileges, want: &Privileges| {
         let missing: Vec<&'static str> = want.difference(have).copied().collect();
         let extra: Vec<&'static str> = have.difference(want).copied().collect();
+        if let Some(owner) = owner.filter(|_| !(missing.is_empty() && extra.is_empty())) {
+            touched.insert(owner.clone());
+        }
         if !missing.is_empty() {
             grants.entry((kind, missing)).or_default().push(reference.clone());
         }
@@ -187,14 +202,15 @@ pub fn plan(user: &Ident, database: &Ident, schema: &Ident, wanted: &PrivilegeSe
         }
     };
     if let Some(have) = &current.database {
-        diff(ObjectKind::Database, database.quoted(), have, &wanted.database);
+        diff(ObjectKind::Database, database.quoted(), None, have, &wanted.database);
     }
     if let Some(have) = &current.schema {
-        diff(ObjectKind::Schema, schema.quoted(), have, &wanted.schema);
+        diff(ObjectKind::Schema, schema.quoted(), None, have, &wanted.schema);
     }
     for object in &current.objects {
-        diff(object.kind, object.reference.clone(), &object.privileges, wanted.for_kind(object.kind));
+        diff(object.kind, object.reference.clone(), object.owner.as_ref(), &object.privileges, wanted.for_kind(object.kind));
     }
+    out.touched_roles = touched;
     // Revokes first, so a failure half-way never leaves more than was asked for.
     for ((kind, privileges), objects) in &revokes {
         out.statements.push(sql::object_privileges(false, privileges, *kind, objects, user));
@@ -236,6 +252,9 @@ pub fn plan(user: &Ident, database: &Ident, schema: &Ident, wanted: &PrivilegeSe
 fn default_diff(out: &mut Plan, creator: &Ident, schema: &Ident, kind: ObjectKind, have: &Privileges, want: &Privileges, user: &Ident) {
     let extra: Vec<&'static str> = have.difference(want).copied().collect();
     let missing: Vec<&'static str> = want.difference(have).copied().collect();
+    if !(extra.is_empty() && missing.is_empty()) {
+        out.touched_roles.insert(creator.name().to_owned());
+    }
     let plural = kind.default_keyword().unwrap_or("?");
     if !extra.is_empty() {
         out.statements.push(sql::default_privileges(false, creator, schema, &extra, kind, user));
@@ -260,7 +279,7 @@ mod tests {
     }
 
     fn table(name: &str, privileges: &[&'static str]) -> ObjectAcl {
-        ObjectAcl { kind: ObjectKind::Table, reference: sql::qualified("public", name), privileges: set(privileges) }
+        ObjectAcl { kind: ObjectKind::Table, reference: sql::qualified("public", name), privileges: set(privileges), owner: Some("owner_of_".to_string() + name) }
     }
 
     fn render(plan: &Plan) -> Vec<String> {
@@ -315,6 +334,8 @@ mod tests {
             ]
         );
         assert!(plan.changes.contains(&GrantChange::Revoked("INSERT ON TABLE \"public\".\"c\"".into())));
+        // Only the owners of tables that change need lending their privileges.
+        assert_eq!(plan.touched_roles.iter().map(String::as_str).collect::<Vec<_>>(), ["owner_of_a", "owner_of_b", "owner_of_c"]);
         assert!(plan.changes.contains(&GrantChange::Granted("SELECT ON TABLE \"public\".\"b\"".into())));
     }
 
@@ -330,7 +351,7 @@ mod tests {
         let current = CurrentAcls { database: Some(set(&["CONNECT"])), schema: Some(set(&["USAGE"])), objects: vec![table("a", &["SELECT"])], defaults };
         let plan = plan(&user, &db, &public, &wanted, &[master], &current);
         assert!(plan.statements.is_empty(), "{:?}", render(&plan));
-        assert!(plan.changes.is_empty());
+        assert!(plan.changes.is_empty() && plan.touched_roles.is_empty());
     }
 
     #[test]
@@ -366,5 +387,6 @@ mod tests {
             ]
         );
         assert_eq!(plan.unmanageable.len(), 1);
+        assert_eq!(plan.touched_roles.iter().map(String::as_str).collect::<Vec<_>>(), ["gone", "master"]);
     }
 }

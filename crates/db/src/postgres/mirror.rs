@@ -285,15 +285,11 @@ pub fn plan(
     }
 
     if let Some((session_user, borrow)) = reassign {
-        let borrowed = MembershipOptions { admin: false, inherit: true, set: false };
-        for role in borrow {
-            out.statements.push(sql::grant_membership(role, session_user, borrowed, caps));
-        }
+        let (lend, give_back) = sql::borrow_privileges(session_user, borrow, caps);
+        out.statements.extend(lend);
         out.statements.push(sql::reassign_owned(&pair.clone, &pair.base));
         out.changes.push(GrantChange::Altered(format!("REASSIGN OWNED BY {} TO {}", pair.clone, pair.base)));
-        for role in borrow {
-            out.statements.push(sql::revoke_membership(role, session_user, Some(session_user), caps));
-        }
+        out.statements.extend(give_back);
     }
     Ok(out)
 }

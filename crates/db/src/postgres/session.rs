@@ -31,6 +31,9 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 /// The database a PostgreSQL login uses when the secret names none.
 pub const DEFAULT_DATABASE: &str = "postgres";
 
+/// How much later than our deadline the server cancels a statement by itself.
+const SERVER_TIMEOUT_MARGIN_MS: u128 = 500;
+
 /// How long `close` waits for the server to acknowledge the goodbye.
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
 
@@ -144,7 +147,8 @@ impl PgSession {
     /// server side too: `statement_timeout` is the time left now, so a statement we stop waiting
     /// for at the deadline is cancelled by the server shortly after.
     async fn detect(&mut self) -> Result<(), DbError> {
-        let left = self.spec.deadline.saturating_duration_since(Instant::now()).as_millis().max(1);
+        // A little after our own deadline, so it is our timer that reports the deadline.
+        let left = self.spec.deadline.saturating_duration_since(Instant::now()).as_millis() + SERVER_TIMEOUT_MARGIN_MS;
         let sql = format!("SET statement_timeout = {left}; {}", detect::DETECT_SQL);
         let rows = text_rows(self.simple("detecting the server version", &sql).await?);
         let row = rows.into_iter().next().ok_or_else(|| DbError::new(ErrorClass::Internal, "the server returned nothing for the version query"))?;
@@ -242,13 +246,20 @@ impl PgSession {
         Ok(!rows.is_empty())
     }
 
-    /// Whether the session user has the privileges of `role` (superusers always do).
-    async fn has_privileges_of(&mut self, role: &str) -> Result<bool, DbError> {
-        if self.superuser {
-            return Ok(true);
+    /// Whether the session user must borrow the privileges of `role` (see
+    /// [`sql::borrow_privileges`]): never for a superuser or the role itself. Before PostgreSQL 16
+    /// a membership is one row, so the session borrows only when it is no member at all (granting
+    /// an existing membership does nothing, and revoking it afterwards would remove the original).
+    /// From 16 on, grants are per grantor, and the session borrows when it lacks the privileges.
+    async fn must_borrow(&mut self, role: &str) -> Result<bool, DbError> {
+        if self.superuser || role == self.session_user.name() {
+            return Ok(false);
         }
-        let rows = self.rows("checking role membership", "SELECT pg_catalog.pg_has_role(session_user, $1::name, 'USAGE')", &[(&role, Type::TEXT)]).await?;
-        Ok(rows.first().map(|r| r.get::<_, bool>(0)).unwrap_or(false))
+        let mode = if self.caps.membership_options { "USAGE" } else { "MEMBER" };
+        let rows = self
+            .rows("checking role membership", "SELECT pg_catalog.pg_has_role(session_user, $1::name, $2)", &[(&role, Type::TEXT), (&mode, Type::TEXT)])
+            .await?;
+        Ok(!rows.first().map(|r| r.get::<_, bool>(0)).unwrap_or(false))
     }
 
     /// A second session with the same login on another database of the same server.
@@ -374,7 +385,8 @@ impl PgSession {
             .rows(
                 "reading table and sequence privileges",
                 "SELECT c.relkind::text, c.relname::text, \
-                 ARRAY(SELECT a.privilege_type FROM aclexplode(c.relacl) a WHERE a.grantee = r.oid) \
+                 ARRAY(SELECT a.privilege_type FROM aclexplode(c.relacl) a WHERE a.grantee = r.oid), \
+                 pg_catalog.pg_get_userbyid(c.relowner)::text \
                  FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace, pg_catalog.pg_roles r \
                  WHERE r.rolname = $1::name AND n.nspname = 'public' AND c.relkind IN ('r','p','v','m','f','S') AND c.relowner <> r.oid",
                 &[(&name, Type::TEXT)],
@@ -382,7 +394,7 @@ impl PgSession {
             .await?;
         for row in rows {
             let kind = if row.get::<_, String>(0) == "S" { ObjectKind::Sequence } else { ObjectKind::Table };
-            current.objects.push(ObjectAcl { kind, reference: sql::qualified("public", &row.get::<_, String>(1)), privileges: privileges(row.get(2)) });
+            current.objects.push(ObjectAcl { kind, reference: sql::qualified("public", &row.get::<_, String>(1)), privileges: privileges(row.get(2)), owner: row.get(3) });
         }
 
         let want_routines = !wanted.routine.is_empty();
@@ -390,7 +402,8 @@ impl PgSession {
             .rows(
                 "reading routine privileges",
                 "SELECT format('%I.%I(%s)', n.nspname, p.proname, pg_catalog.pg_get_function_identity_arguments(p.oid)), \
-                 ARRAY(SELECT a.privilege_type FROM aclexplode(p.proacl) a WHERE a.grantee = r.oid) \
+                 ARRAY(SELECT a.privilege_type FROM aclexplode(p.proacl) a WHERE a.grantee = r.oid), \
+                 pg_catalog.pg_get_userbyid(p.proowner)::text \
                  FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace, pg_catalog.pg_roles r \
                  WHERE r.rolname = $1::name AND n.nspname = 'public' AND p.proowner <> r.oid \
                  AND ($2 OR EXISTS (SELECT 1 FROM aclexplode(p.proacl) a WHERE a.grantee = r.oid))",
@@ -398,7 +411,7 @@ impl PgSession {
             )
             .await?;
         for row in rows {
-            current.objects.push(ObjectAcl { kind: ObjectKind::Routine, reference: row.get(0), privileges: privileges(row.get(1)) });
+            current.objects.push(ObjectAcl { kind: ObjectKind::Routine, reference: row.get(0), privileges: privileges(row.get(1)), owner: row.get(2) });
         }
 
         let rows = self
@@ -407,6 +420,7 @@ impl PgSession {
                 "SELECT pg_catalog.pg_get_userbyid(d.defaclrole)::text, d.defaclobjtype::text, \
                  ARRAY(SELECT a.privilege_type FROM aclexplode(d.defaclacl) a WHERE a.grantee = r.oid), \
                  pg_catalog.pg_has_role(session_user, d.defaclrole, 'MEMBER') \
+                 OR NOT (SELECT rolsuper FROM pg_catalog.pg_roles WHERE oid = d.defaclrole) \
                  FROM pg_catalog.pg_default_acl d JOIN pg_catalog.pg_namespace n ON n.oid = d.defaclnamespace, pg_catalog.pg_roles r \
                  WHERE r.rolname = $1::name AND n.nspname = 'public'",
                 &[(&name, Type::TEXT)],
@@ -430,7 +444,7 @@ impl PgSession {
                 "finding the roles that create objects in the schema",
                 "SELECT r.rolname::text FROM pg_catalog.pg_roles r \
                  WHERE r.rolname <> $1::name AND r.rolname !~ '^pg_' \
-                 AND pg_catalog.pg_has_role(session_user, r.oid, 'MEMBER') \
+                 AND (pg_catalog.pg_has_role(session_user, r.oid, 'MEMBER') OR NOT r.rolsuper) \
                  AND (r.rolname = session_user \
                       OR r.oid = (SELECT datdba FROM pg_catalog.pg_database WHERE datname = current_database()) \
                       OR r.oid IN (SELECT a.grantee FROM pg_catalog.pg_namespace n, aclexplode(n.nspacl) a \
@@ -443,9 +457,21 @@ impl PgSession {
 
         let plan = grants::plan(user, database, &Ident::from_catalog("public"), wanted, &creators, &current);
         for entry in &plan.unmanageable {
-            tracing::warn!(user = %user, entry = %entry, "cannot change these default privileges: the session user is not a member of the creating role");
+            tracing::warn!(user = %user, entry = %entry, "cannot change these default privileges: they belong to a superuser");
         }
-        self.script(&format!("applying privileges for {user} on {database}"), &plan.statements).await?;
+        if plan.statements.is_empty() {
+            return Ok(plan.changes);
+        }
+        let mut borrow = Vec::new();
+        for role in &plan.touched_roles {
+            if self.must_borrow(role).await? {
+                borrow.push(Ident::from_catalog(role));
+            }
+        }
+        let me = self.session_user.clone();
+        let (lend, give_back) = sql::borrow_privileges(&me, &borrow, &self.caps);
+        let statements: Vec<Statement> = lend.into_iter().chain(plan.statements).chain(give_back).collect();
+        self.script(&format!("applying privileges for {user} on {database}"), &statements).await?;
         Ok(plan.changes)
     }
 }
@@ -645,15 +671,16 @@ impl UserAdmin for PgSession {
         }
         // REASSIGN OWNED and DROP OWNED need the privileges of the role being dropped. An RDS
         // master is not a superuser: it borrows them through a membership that DROP ROLE removes.
-        let borrowed = !self.has_privileges_of(user.name()).await?;
+        // Committed on its own, because the other databases are reached over other connections;
+        // DROP ROLE removes it, and a failure gives it back.
+        let borrowed = self.must_borrow(user.name()).await?;
+        let (lend, give_back) = sql::borrow_privileges(&me, std::slice::from_ref(&user), &self.caps);
         if borrowed {
-            let options = MembershipOptions { admin: false, inherit: true, set: false };
-            self.script(&format!("borrowing the privileges of {user}"), &[sql::grant_membership(&user, &me, options, &self.caps.clone())]).await?;
+            self.script(&format!("borrowing the privileges of {user}"), &lend).await?;
         }
         let result = self.drop_user_everywhere(&user, &me).await;
         if result.is_err() && borrowed && self.client.is_some() {
-            let caps = self.caps;
-            let _ = self.script("returning borrowed privileges", &[sql::revoke_membership(&user, &me, Some(&me), &caps)]).await;
+            let _ = self.script("returning borrowed privileges", &give_back).await;
         }
         result.map(|()| true)
     }
@@ -712,7 +739,7 @@ impl GrantAdmin for PgSession {
         if reassign {
             for role in [&pair.clone, &pair.base] {
                 let exists = states.contains_key(role.name());
-                if !self.superuser && (!exists || !self.has_privileges_of(role.name()).await?) {
+                if !self.superuser && (!exists || self.must_borrow(role.name()).await?) {
                     borrow.push(role.clone());
                 }
             }

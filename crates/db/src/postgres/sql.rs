@@ -340,6 +340,17 @@ pub fn change_membership_options(
     out
 }
 
+/// Statements that lend `session_user` the privileges of `roles` for one transaction: the
+/// memberships to grant before the work and to revoke after it (inside the same transaction, so
+/// they never outlive it). Used by a master that is not a superuser (RDS) for REASSIGN OWNED,
+/// grants on objects other roles own, and `ALTER DEFAULT PRIVILEGES FOR ROLE`.
+pub fn borrow_privileges(session_user: &Ident, roles: &[Ident], caps: &Capabilities) -> (Vec<Statement>, Vec<Statement>) {
+    let lent = MembershipOptions { admin: false, inherit: true, set: false };
+    let before = roles.iter().map(|role| grant_membership(role, session_user, lent, caps)).collect();
+    let after = roles.iter().map(|role| revoke_membership(role, session_user, Some(session_user), caps)).collect();
+    (before, after)
+}
+
 fn bool_word(value: bool) -> &'static str {
     if value { "TRUE" } else { "FALSE" }
 }
@@ -661,6 +672,19 @@ mod tests {
             render(change_membership_options(&role, &member, Some(&g), admin, no_inherit, &caps(true))),
             ["REVOKE ADMIN OPTION FOR \"r\" FROM \"m\" GRANTED BY \"g\"", "REVOKE INHERIT OPTION FOR \"r\" FROM \"m\" GRANTED BY \"g\""]
         );
+    }
+
+    #[test]
+    fn borrowed_privileges_are_returned_in_the_same_transaction() {
+        let master = Ident::from_catalog("master");
+        let roles = [Ident::from_catalog("owner")];
+        let render = |v: Vec<Statement>| v.iter().map(Statement::redacted).collect::<Vec<_>>();
+        let (before, after) = borrow_privileges(&master, &roles, &caps(false));
+        assert_eq!(render(before), ["GRANT \"owner\" TO \"master\""]);
+        assert_eq!(render(after), ["REVOKE \"owner\" FROM \"master\""]);
+        let (before, after) = borrow_privileges(&master, &roles, &caps(true));
+        assert_eq!(render(before), ["GRANT \"owner\" TO \"master\" WITH ADMIN FALSE, INHERIT TRUE, SET FALSE"]);
+        assert_eq!(render(after), ["REVOKE \"owner\" FROM \"master\" GRANTED BY \"master\""]);
     }
 
     #[test]
