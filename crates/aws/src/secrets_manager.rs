@@ -8,6 +8,10 @@
 //! one it asks the service. A rotation step (describe, then read AWSCURRENT and AWSPENDING) thus
 //! costs one call instead of three once the versions are known.
 //!
+//! The `stages` of a read served from the cache are those of the view's describe when it has
+//! one, else the stages the process last saw: decide on stages with `describe`, as the rotation
+//! steps do.
+//!
 //! Calls are counted per API in atomic counters ([`SecretsManagerStore::calls`]) so tests can
 //! assert how many calls a step makes.
 
