@@ -7,6 +7,7 @@
 
 mod runtime_api;
 
+use crate::scratch::scratch_dir;
 use crate::paths;
 use crate::random;
 use bytes::Bytes;
@@ -111,7 +112,7 @@ impl LambdaFunction {
 
     /// As `start`, with an explicit executable (a release build, for benchmarks).
     pub async fn start_binary(function_name: &str, binary: PathBuf, env: Vec<(String, String)>) -> LambdaFunction {
-        let log_dir = tempfile::Builder::new().prefix("testenv-lambda-").tempdir().expect("create a temporary directory for the function's logs");
+        let log_dir = scratch_dir("lambda");
         let mut function = LambdaFunction { name: function_name.to_string(), binary, env, log_dir, environment: None, history: Vec::new() };
         function.environment = Some(function.spawn_environment().await);
         function

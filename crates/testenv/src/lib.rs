@@ -20,6 +20,7 @@ pub mod paths;
 pub mod pki;
 mod postgres;
 mod random;
+mod scratch;
 mod server_process;
 pub mod system_user;
 mod template;

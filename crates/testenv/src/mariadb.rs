@@ -1,6 +1,7 @@
 //! A throwaway MariaDB server: the machine's `mariadbd`, a private copy of a template data
 //! directory, TLS from the test PKI, 127.0.0.1 and a free port only, no system configuration.
 
+use crate::scratch::scratch_dir;
 use crate::executables::find_on_path;
 use crate::net::{PORT_ATTEMPTS, free_loopback_port};
 use crate::options::{ServerOptions, TlsMode};
@@ -53,7 +54,7 @@ impl MariaDb {
         options.validate();
         let mariadbd = find_on_path("mariadbd").unwrap_or_else(|| panic!("mariadbd not found (looked on PATH and in /usr/sbin): run scripts/setup to install MariaDB"));
         let install_db = find_on_path("mariadb-install-db").unwrap_or_else(|| panic!("mariadb-install-db not found: run scripts/setup to install MariaDB"));
-        let dir = tempfile::Builder::new().prefix("testenv-mariadb-").tempdir().expect("create a temporary directory for MariaDB");
+        let dir = scratch_dir("mariadb");
         let template = {
             let mariadbd = mariadbd.clone();
             tokio::task::spawn_blocking(move || mariadb_template(&mariadbd, &install_db)).await.unwrap_or_else(|err| std::panic::resume_unwind(err.into_panic()))
@@ -323,7 +324,7 @@ fn mariadb_template(mariadbd: &Path, install_db: &Path) -> PathBuf {
     let version = run_to_completion(version).unwrap_or_else(|problem| panic!("cannot ask mariadbd for its version: {problem}"));
     let key = format!("mariadb-{}-{LAYOUT_REVISION}-uid{}", version_key(&version), effective_uid());
     template_data_dir(&key, || {
-        let scratch = tempfile::Builder::new().prefix("testenv-mariadb-template-").tempdir().map_err(|err| err.to_string())?;
+        let scratch = scratch_dir("mariadb-template");
         let data = scratch.path().join("data");
         let mut command = Command::new(install_db);
         command

@@ -3,6 +3,7 @@
 //! moto comes from the repo-local virtualenv that `scripts/setup` creates (`<workspace>/.venv`,
 //! pinned in `scripts/requirements-test.txt`), never from whatever Python the machine has.
 
+use crate::scratch::scratch_dir;
 use crate::net::{PORT_ATTEMPTS, free_loopback_port};
 use crate::paths::workspace_root;
 use crate::server_process::{ServerProcess, StartFailure};
@@ -32,7 +33,7 @@ impl Moto {
     /// Starts moto and waits until it answers HTTP. Panics with what to do if moto is missing.
     pub async fn start() -> Moto {
         let executable = moto_server_path();
-        let dir = tempfile::Builder::new().prefix("testenv-moto-").tempdir().expect("create a temporary directory for moto");
+        let dir = scratch_dir("moto");
         let log_path = dir.path().join("moto.log");
         let mut last_problem = String::new();
         for _ in 0..PORT_ATTEMPTS {

@@ -33,10 +33,10 @@ pub fn target_dir() -> PathBuf {
 /// A test executable lives in `<profile>/deps`; a binary or example in `<profile>` or below it.
 pub fn profile_dir() -> PathBuf {
     if let Some(dir) = current_exe_dir() {
-        if dir.file_name().is_some_and(|name| name == "deps" || name == "examples") {
-            if let Some(parent) = dir.parent() {
-                return parent.to_path_buf();
-            }
+        if dir.file_name().is_some_and(|name| name == "deps" || name == "examples")
+            && let Some(parent) = dir.parent()
+        {
+            return parent.to_path_buf();
         }
         if dir.ancestors().any(|d| d.join("CACHEDIR.TAG").is_file()) {
             return dir;

@@ -5,6 +5,7 @@
 //! as the `postgres` system user (switched with `CommandExt::uid/gid`, so the spawned pid is the
 //! postmaster itself) and the server's files are handed to that user.
 
+use crate::scratch::scratch_dir;
 use crate::executables::{find_on_path, is_executable};
 use crate::net::{PORT_ATTEMPTS, free_loopback_port};
 use crate::options::{ServerOptions, TlsMode};
@@ -53,7 +54,7 @@ impl Postgres {
         options.validate();
         let binaries = find_binaries();
         let server_user = server_user();
-        let dir = tempfile::Builder::new().prefix("testenv-postgres-").tempdir().expect("create a temporary directory for PostgreSQL");
+        let dir = scratch_dir("postgres");
         let data_dir = dir.path().join("data");
         {
             let (initdb, postgres, user, data_dir) = (binaries.initdb.clone(), binaries.postgres.clone(), server_user.clone(), data_dir.clone());
@@ -390,7 +391,7 @@ fn postgres_template(initdb: &Path, postgres: &Path, server_user: Option<&System
     template_data_dir(&key, || {
         // In the system temporary directory: the postgres user may not be able to reach the
         // checkout (a home directory is often 0700).
-        let scratch = tempfile::Builder::new().prefix("testenv-postgres-template-").tempdir().map_err(|err| err.to_string())?;
+        let scratch = scratch_dir("postgres-template");
         if let Some(user) = server_user {
             user.chown(scratch.path()).map_err(|err| format!("cannot hand {} to {}: {err}", scratch.path().display(), user.name))?;
         }
