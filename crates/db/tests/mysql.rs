@@ -603,3 +603,39 @@ async fn mysql_mirror_user_applies_many_grants_in_batches_and_only_the_differenc
     assert_eq!(grants_and_revokes.len(), 3, "{grants_and_revokes:?}");
     assert_grants_mirrored(&mut admin, "app", "app_clone").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mysql_mirror_user_names_the_grant_a_limited_master_cannot_give_and_a_retry_completes() {
+    let server = Server::start(TlsMode::Verified).await;
+    // A master like RDS's: powerful, but not everything. It cannot give SELECT on other_db.
+    server
+        .admin(
+            "CREATE DATABASE app_db; CREATE DATABASE other_db; \
+             CREATE TABLE app_db.t1 (x INT); CREATE TABLE app_db.t2 (x INT); CREATE TABLE other_db.t (x INT); \
+             CREATE USER master@'%' IDENTIFIED BY 'master-pw'; \
+             GRANT CREATE USER, RELOAD ON *.* TO master@'%'; GRANT SELECT ON mysql.* TO master@'%'; \
+             GRANT ALL ON app_db.* TO master@'%' WITH GRANT OPTION; \
+             CREATE USER app@'%' IDENTIFIED BY 'src-pw'; \
+             GRANT SELECT ON app_db.t1 TO app@'%'; GRANT SELECT ON app_db.t2 TO app@'%'; GRANT SELECT ON other_db.t TO app@'%'",
+        )
+        .await;
+    let mut master = server.connect_as("master", "master-pw").await.unwrap();
+    // The failing GRANT is the third statement of one multi-statement round trip.
+    let err = master.mirror_user("app", "app_clone", &SecretString::from("clone-pw-1")).await.err().expect("other_db is out of reach");
+    assert_eq!(err.class, ErrorClass::Permission, "{err}");
+    assert!(err.message.contains("`other_db`.`t`"), "the error names the statement: {err}");
+    assert!(!err.message.contains("clone-pw-1"), "{err}");
+    // What ran before the failure took effect; nothing after it did.
+    let grants = server.admin("SHOW GRANTS FOR app_clone@'%'").await;
+    assert!(grants.iter().any(|g| g[0].contains("`app_db`.`t2`")), "{grants:?}");
+    assert!(!grants.iter().any(|g| g[0].contains("other_db")), "{grants:?}");
+    // Once the master may give it, the same call completes, changing only what is missing.
+    server.admin("GRANT SELECT ON other_db.* TO master@'%' WITH GRANT OPTION").await;
+    let mut master = server.connect_as("master", "master-pw").await.unwrap();
+    let changes = master.mirror_user("app", "app_clone", &SecretString::from("clone-pw-1")).await.unwrap();
+    let granted: Vec<&GrantChange> = changes.iter().filter(|c| matches!(c, GrantChange::Granted(_))).collect();
+    assert_eq!(granted.len(), 1, "{changes:?}");
+    let mut admin = server.admin_session().await.unwrap();
+    assert_grants_mirrored(&mut admin, "app", "app_clone").await;
+    server.connect_as("app_clone", "clone-pw-1").await.expect("the clone logs in");
+}

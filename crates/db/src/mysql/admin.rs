@@ -48,66 +48,9 @@ impl MySqlSession {
         Ok(self.accounts(&[user]).await?.into_keys().map(|(_, host)| host).collect())
     }
 
-    /// A table grant outlives its table (MySQL and MariaDB keep `tables_priv` rows after DROP
-    /// TABLE), and such a grant cannot be given again: the server refuses a GRANT on a table that
-    /// does not exist. Rather than fail every rotation until someone cleans up, grants that would
-    /// change on objects that no longer exist are left as the clone has them, with a warning.
-    async fn keep_grants_on_missing_objects(&mut self, want: &mut AccountGrants, have: &AccountGrants) -> Result<(), DbError> {
-        let changed: Vec<ObjectKey> = want
-            .objects
-            .iter()
-            .filter(|(key, privileges)| matches!(key, ObjectKey::Table { .. } | ObjectKey::Routine { .. }) && have.objects.get(*key) != Some(*privileges))
-            .map(|(key, _)| key.clone())
-            .collect();
-        if changed.is_empty() {
-            return Ok(());
-        }
-        let tables: Vec<&ObjectKey> = changed.iter().filter(|k| matches!(k, ObjectKey::Table { .. })).collect();
-        let routines: Vec<&ObjectKey> = changed.iter().filter(|k| matches!(k, ObjectKey::Routine { .. })).collect();
-        let mut existing: BTreeSet<(String, String)> = BTreeSet::new();
-        for (objects, sql) in [
-            (&tables, "SELECT TABLE_SCHEMA, TABLE_NAME FROM information_schema.TABLES WHERE (TABLE_SCHEMA, TABLE_NAME) IN"),
-            (&routines, "SELECT ROUTINE_SCHEMA, ROUTINE_NAME FROM information_schema.ROUTINES WHERE (ROUTINE_SCHEMA, ROUTINE_NAME) IN"),
-        ] {
-            for chunk in objects.chunks(500) {
-                let mut params = Vec::with_capacity(chunk.len() * 2);
-                for key in chunk {
-                    if let ObjectKey::Table { database, table: name } | ObjectKey::Routine { database, name, .. } = key {
-                        params.push(database.as_str().into());
-                        params.push(name.as_str().into());
-                    }
-                }
-                let sql = format!("{sql} ({})", vec!["(?, ?)"; chunk.len()].join(", "));
-                for row in self.rows(&sql, params, "checking that granted objects exist").await? {
-                    let mut cells = row.into_iter();
-                    existing.insert((cells.next().flatten().unwrap_or_default(), cells.next().flatten().unwrap_or_default()));
-                }
-            }
-        }
-        for key in changed {
-            let (ObjectKey::Table { database, table: name } | ObjectKey::Routine { database, name, .. }) = &key else { continue };
-            if existing.contains(&(database.clone(), name.clone())) {
-                continue;
-            }
-            tracing::warn!(
-                object = %crate::mysql::sql::render_object(&key).unwrap_or_default(),
-                "a grant on an object that no longer exists is not copied (the server refuses to grant on it); revoke it from the source to silence this"
-            );
-            match have.objects.get(&key) {
-                Some(held) => {
-                    want.objects.insert(key, held.clone());
-                }
-                None => {
-                    want.objects.remove(&key);
-                }
-            }
-        }
-        Ok(())
-    }
-
     async fn apply(&mut self, plan: Vec<Planned>, what: &str) -> Result<Vec<GrantChange>, DbError> {
-        self.run_plan(&plan, what).await?;
-        Ok(plan.into_iter().map(|p| p.change).collect())
+        let applied = self.run_plan(&plan, what).await?;
+        Ok(plan.into_iter().zip(applied).filter(|(_, applied)| *applied).map(|(p, _)| p.change).collect())
     }
 }
 
@@ -314,6 +257,19 @@ impl GrantAdmin for MySqlSession {
         if source_accounts.is_empty() {
             return Err(DbError::new(ErrorClass::Sql, format!("mirroring {}: the source user does not exist", statement_subject(source))));
         }
+        // Partial revokes (MySQL 8 `REVOKE ... ON db.*` under partial_revokes) are not copied yet.
+        // A clone without them would hold more than the source, so refuse before changing anything.
+        if let Some(((user, host), _)) = accounts.iter().find(|(_, s)| s.restrictions.is_some()) {
+            return Err(DbError::new(
+                ErrorClass::Input,
+                format!(
+                    "mirroring {}: account {}@{} has partial revokes, which dbcreds does not copy; remove them (or the clone would hold more than the source)",
+                    statement_subject(source),
+                    dbcreds_core::sanitize::for_log(user),
+                    dbcreds_core::sanitize::for_log(host)
+                ),
+            ));
+        }
         let dialect = self.dialect;
         let mut changes = Vec::new();
 
@@ -360,10 +316,8 @@ impl GrantAdmin for MySqlSession {
         let mut revokes = Vec::new();
         for (host, wanted) in &source_accounts {
             let account = Account { user: target, host };
+            let want = holdings.get(&(source.to_owned(), host.clone())).unwrap_or(&empty);
             let have = holdings.get(&(target.to_owned(), host.clone())).unwrap_or(&empty);
-            let mut want = holdings.get(&(source.to_owned(), host.clone())).unwrap_or(&empty).clone();
-            self.keep_grants_on_missing_objects(&mut want, have).await?;
-            let want = &want;
             let planned = plan_grants(&dialect, account, want, have)?;
             grants.extend(planned.grants);
             revokes.extend(planned.revokes);

@@ -62,6 +62,9 @@ impl MySqlSession {
         if self.dialect.caps.max_statement_time {
             columns.push_str(", max_statement_time");
         }
+        if self.dialect.caps.partial_revokes {
+            columns.push_str(", User_attributes->>'$.Restrictions'");
+        }
         let filter = if mariadb_roles { " AND is_role = 'N'" } else { "" };
         let sql = format!("SELECT {columns} FROM mysql.user WHERE User IN ({}){filter}", placeholders(users.len()));
         let params = users.iter().map(|u| Value::from(*u)).collect();
@@ -84,6 +87,14 @@ impl MySqlSession {
                 next += 1;
             }
             let max_statement_time = self.dialect.caps.max_statement_time.then(|| text(&row, next));
+            if self.dialect.caps.max_statement_time {
+                next += 1;
+            }
+            let restrictions = if self.dialect.caps.partial_revokes {
+                Some(text(&row, next)).filter(|r| !matches!(r.trim(), "" | "null" | "[]"))
+            } else {
+                None
+            };
             let limits = ResourceLimits {
                 max_queries_per_hour: number(&text(&row, 7)),
                 max_updates_per_hour: number(&text(&row, 8)),
@@ -91,7 +102,7 @@ impl MySqlSession {
                 max_user_connections: number(&text(&row, 10)),
                 max_statement_time,
             };
-            accounts.insert((user, text(&row, 1)), AccountSettings { plugin, tls, limits, default_roles });
+            accounts.insert((user, text(&row, 1)), AccountSettings { plugin, tls, limits, default_roles, restrictions });
         }
         if self.dialect.caps.roles == RoleModel::MySql && !accounts.is_empty() {
             let sql = format!("SELECT USER, HOST, DEFAULT_ROLE_USER, DEFAULT_ROLE_HOST FROM mysql.default_roles WHERE USER IN ({})", placeholders(users.len()));

@@ -94,6 +94,8 @@ pub struct Capabilities {
     pub max_statement_time: bool,
     /// MySQL 8+: dynamic global privileges in `mysql.global_grants`.
     pub global_grants_table: bool,
+    /// MySQL 8.0.16+: partial revokes, stored as `Restrictions` in `mysql.user.User_attributes`.
+    pub partial_revokes: bool,
 }
 
 impl Capabilities {
@@ -108,6 +110,7 @@ impl Capabilities {
                 roles: if at_least(10, 1, 1) { RoleModel::MariaDb } else { RoleModel::None },
                 max_statement_time: at_least(10, 1, 1),
                 global_grants_table: false,
+                partial_revokes: false,
             },
             // Aurora MySQL reports the MySQL version it is compatible with (5.6.10, 5.7.12, 8.0.x).
             _ => Self {
@@ -118,6 +121,7 @@ impl Capabilities {
                 roles: if at_least(8, 0, 0) { RoleModel::MySql } else { RoleModel::None },
                 max_statement_time: false,
                 global_grants_table: at_least(8, 0, 0),
+                partial_revokes: at_least(8, 0, 16),
             },
         }
     }
@@ -169,7 +173,9 @@ mod tests {
     fn syntax_follows_capabilities_not_the_first_digit() {
         // MySQL 9 is a MySQL 8 successor, not something older: modern syntax and roles.
         let mysql9 = caps(Flavor::MySql, (9, 0, 1));
-        assert!(mysql9.alter_user && mysql9.user_if_exists && mysql9.global_grants_table);
+        assert!(mysql9.alter_user && mysql9.user_if_exists && mysql9.global_grants_table && mysql9.partial_revokes);
+        assert!(!caps(Flavor::MySql, (8, 0, 15)).partial_revokes);
+        assert!(!caps(Flavor::MariaDb, (11, 4, 0)).partial_revokes);
         assert_eq!(mysql9.roles, RoleModel::MySql);
         // MariaDB 10.2+ has ALTER USER even though its version does not start with 8.
         assert!(caps(Flavor::MariaDb, (10, 2, 0)).alter_user);

@@ -189,6 +189,8 @@ pub struct AccountSettings {
     pub tls: TlsRequirement,
     pub limits: ResourceLimits,
     pub default_roles: BTreeSet<RoleRef>,
+    /// MySQL 8 partial revokes (`User_attributes->>'$.Restrictions'`, JSON), when any.
+    pub restrictions: Option<String>,
 }
 
 /// The statements of a grant sync: grants run before revokes.
@@ -215,22 +217,30 @@ impl Plan {
 pub struct Planned {
     pub statement: Statement,
     pub change: GrantChange,
+    /// A GRANT on a table or routine, which the server refuses if the object was dropped
+    /// (its old grants survive it); the executor may skip it then.
+    pub on_existing_object: bool,
 }
 
 impl Planned {
     fn granted(statement: Statement) -> Self {
         let change = GrantChange::Granted(statement.redacted().to_owned());
-        Self { statement, change }
+        Self { statement, change, on_existing_object: false }
+    }
+
+    fn granted_on(statement: Statement, object: &ObjectKey) -> Self {
+        let on_existing_object = matches!(object, ObjectKey::Table { .. } | ObjectKey::Routine { .. });
+        Self { on_existing_object, ..Self::granted(statement) }
     }
 
     fn revoked(statement: Statement) -> Self {
         let change = GrantChange::Revoked(statement.redacted().to_owned());
-        Self { statement, change }
+        Self { statement, change, on_existing_object: false }
     }
 
     pub fn altered(statement: Statement) -> Self {
         let change = GrantChange::Altered(statement.redacted().to_owned());
-        Self { statement, change }
+        Self { statement, change, on_existing_object: false }
     }
 }
 
@@ -258,7 +268,7 @@ pub fn plan_grants(dialect: &Dialect, account: Account<'_>, want: &AccountGrants
             } else {
                 to_grant
             };
-            grants.push(Planned::granted(dialect.grant(key, &items, account, add_option)?));
+            grants.push(Planned::granted_on(dialect.grant(key, &items, account, add_option)?, key));
         }
         let to_revoke = difference(h, w);
         if !to_revoke.is_empty() {

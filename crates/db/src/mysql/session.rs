@@ -20,6 +20,13 @@ use tokio::time::Instant;
 /// hundred bytes, so a chunk stays far below any `max_allowed_packet`.
 const BATCH: usize = 64;
 
+enum BatchFailure {
+    /// The statement at `index` failed with `error`.
+    Statement { index: usize, error: mysql_async::Error },
+    /// The session itself failed (deadline, retired connection).
+    Session(DbError),
+}
+
 /// A session with a MySQL, MariaDB or Aurora MySQL server.
 pub struct MySqlSession {
     /// `None` once the connection is known to be unusable (a statement timed out or the
@@ -181,53 +188,85 @@ impl MySqlSession {
         self.settle(outcome, what, statement.carries_secret())
     }
 
-    /// Runs a plan's statements, several per round trip. Statements that carry a secret are
-    /// sent on their own. On failure the error names the statement (redacted) that failed; the
-    /// ones before it took effect, and a retry re-plans from the server's state.
-    pub(crate) async fn run_plan(&mut self, plan: &[Planned], what: &str) -> Result<(), DbError> {
-        let mut pending: Vec<&Statement> = Vec::new();
-        for planned in plan {
-            if planned.statement.carries_secret() {
-                self.run_batch(&pending, what).await?;
-                pending.clear();
-                self.run(&planned.statement, what).await?;
+    /// Runs a plan's statements, several per round trip (a statement that carries a secret goes
+    /// alone). Returns, per statement, whether it took effect.
+    ///
+    /// A GRANT on a table or routine that no longer exists is skipped with a warning: MySQL and
+    /// MariaDB keep a table's grants after DROP TABLE, and refuse to grant on it again, so a
+    /// faithful copy is impossible and failing would fail every rotation until someone cleans
+    /// up. Any other failure stops the run with an error naming the statement (redacted); the
+    /// statements before it took effect, and a retry re-plans from the server's state.
+    pub(crate) async fn run_plan(&mut self, plan: &[Planned], what: &str) -> Result<Vec<bool>, DbError> {
+        let mut applied = vec![false; plan.len()];
+        let mut start = 0;
+        while start < plan.len() {
+            let end = if plan[start].statement.carries_secret() {
+                start + 1
             } else {
-                pending.push(&planned.statement);
-                if pending.len() == BATCH {
-                    self.run_batch(&pending, what).await?;
-                    pending.clear();
+                plan[start..].iter().take(BATCH).take_while(|p| !p.statement.carries_secret()).count() + start
+            };
+            let chunk: Vec<&Statement> = plan[start..end].iter().map(|p| &p.statement).collect();
+            match self.run_batch(&chunk).await {
+                Ok(()) => {
+                    applied[start..end].iter_mut().for_each(|a| *a = true);
+                    start = end;
                 }
+                Err(BatchFailure::Statement { index, error }) => {
+                    applied[start..start + index].iter_mut().for_each(|a| *a = true);
+                    let failed = &plan[start + index];
+                    let missing_object = matches!(&error, mysql_async::Error::Server(e) if e.code == 1146 || e.code == 1305);
+                    if failed.on_existing_object && missing_object {
+                        tracing::warn!(
+                            statement = %failed.statement.redacted(),
+                            "not copied: the grant's table or routine no longer exists (the server refuses to grant on it); revoke it from the source to silence this"
+                        );
+                        start += index + 1;
+                        continue;
+                    }
+                    let secret = failed.statement.carries_secret();
+                    return self.settle::<()>(Ok(Err(error)), &format!("{what} ({})", failed.statement.redacted()), secret).map(|_| applied);
+                }
+                Err(BatchFailure::Session(err)) => return Err(err),
             }
         }
-        self.run_batch(&pending, what).await
+        Ok(applied)
     }
 
-    async fn run_batch(&mut self, statements: &[&Statement], what: &str) -> Result<(), DbError> {
-        match statements {
-            [] => Ok(()),
-            [one] => self.run(one, &format!("{what} ({})", one.redacted())).await,
-            _ => {
-                let text = statements.iter().map(|s| s.sql()).collect::<Vec<_>>().join(";\n");
-                let deadline = self.deadline;
-                let conn = self.conn()?;
-                let work = async move {
-                    let mut result = conn.query_iter(text).await.map_err(|e| (0usize, e))?;
-                    let mut done = 0usize;
-                    while !result.is_empty() {
-                        result.collect::<Row>().await.map_err(|e| (done + 1, e))?;
-                        done += 1;
-                    }
-                    Ok::<(), (usize, mysql_async::Error)>(())
-                };
-                match tokio::time::timeout_at(deadline, work).await {
-                    Ok(Ok(())) => Ok(()),
-                    Ok(Err((index, err))) => {
-                        let failed = statements.get(index).map_or("?", |s| s.redacted());
-                        self.settle::<()>(Ok(Err(err)), &format!("{what} ({failed})"), false)
-                    }
-                    Err(elapsed) => self.settle::<()>(Err(elapsed), what, false),
+    /// Sends statements in one round trip (multi-statement text) and reads every result.
+    async fn run_batch(&mut self, statements: &[&Statement]) -> Result<(), BatchFailure> {
+        if statements.iter().any(|s| s.carries_secret()) {
+            if let Err(err) = self.require_transport_for_secret() {
+                return Err(BatchFailure::Session(err));
+            }
+        }
+        let text = statements.iter().map(|s| s.sql()).collect::<Vec<_>>().join(";\n");
+        let deadline = self.deadline;
+        let conn = self.conn().map_err(BatchFailure::Session)?;
+        let work = async move {
+            // The driver reports the first statement's error from query_iter. A later
+            // statement's error is parked as the next pending result and surfaces only when
+            // that result is read, so every result is read, the last one included.
+            let mut result = conn.query_iter(text.as_str()).await.map_err(|e| (0usize, e))?;
+            let mut index = 0usize;
+            loop {
+                result.collect::<Row>().await.map_err(|e| (index, e))?;
+                index += 1;
+                if result.is_empty() {
+                    result.drop_result().await.map_err(|e| (index, e))?;
+                    break;
                 }
             }
+            Ok::<(), (usize, mysql_async::Error)>(())
+        };
+        match tokio::time::timeout_at(deadline, work).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err((index, error))) => {
+                if error.is_fatal() {
+                    self.conn = None;
+                }
+                Err(BatchFailure::Statement { index: index.min(statements.len() - 1), error })
+            }
+            Err(elapsed) => Err(BatchFailure::Session(self.settle::<()>(Err(elapsed), "applying statements", false).unwrap_err())),
         }
     }
 
@@ -255,6 +294,8 @@ impl MySqlSession {
                 let rows: Vec<Row> = result.collect().await?;
                 sets.push(rows.into_iter().map(row_text).collect::<Vec<_>>());
             }
+            // A later statement's error is parked as a pending result: surface it.
+            result.drop_result().await?;
             Ok(sets)
         };
         let outcome = tokio::time::timeout_at(deadline, work).await;
