@@ -41,14 +41,11 @@ impl EndpointLookup for RdsEndpoints {
 /// Whether the server's idea of who we are is the user the document names. MySQL reports
 /// `CURRENT_USER()` as `user@host`; this guards against an anonymous account (`''@'localhost'`)
 /// silently taking the login, whose password we would then change. PostgreSQL reports
-/// `current_user`; a clone that acts as its base user (a `role` setting, see docs/rotator.md)
-/// reports the base user, which is accepted.
+/// `session_user` (the login role, even for a clone that acts as its base user).
 pub fn identity_is(identity: &Identity, family: EngineFamily, username: &str) -> bool {
     match family {
         EngineFamily::MySql => identity.current_user.rsplit_once('@').is_some_and(|(user, _host)| user == username),
-        EngineFamily::Postgres => {
-            identity.current_user == username || username.strip_suffix(crate::steps::CLONE_SUFFIX).is_some_and(|base| identity.current_user == base)
-        }
+        EngineFamily::Postgres => identity.current_user == username,
     }
 }
 
@@ -124,7 +121,7 @@ mod tests {
         assert!(!identity_is(&id("@localhost"), EngineFamily::MySql, "app"));
         assert!(!identity_is(&id("app"), EngineFamily::MySql, "app"));
         assert!(identity_is(&id("app"), EngineFamily::Postgres, "app"));
-        assert!(identity_is(&id("app"), EngineFamily::Postgres, "app_clone"));
+        assert!(!identity_is(&id("app"), EngineFamily::Postgres, "app_clone"));
         assert!(!identity_is(&id("postgres"), EngineFamily::Postgres, "app"));
     }
 }

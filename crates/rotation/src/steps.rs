@@ -199,14 +199,18 @@ pub(crate) async fn set_secret(inv: &Invocation<'_>, info: &mut StepInfo) -> Res
     }
 }
 
-/// Whether a login with `document` works as its own user. `Ok(false)` when the server refused
-/// the credentials (or another account took the login); other failures (TLS, network, deadline)
+/// Whether the server accepts `document`'s password for its own user. `Ok(false)` when the
+/// server refused the credentials (or another account took the login). A `permission` failure
+/// (MySQL 1044, PostgreSQL 42501: authenticated, but no access to `dbname`) counts as accepted:
+/// it is what a clone looks like after a crash between its password and its grants, and the
+/// step must go on to converge the grants, not stop. Other failures (TLS, network, deadline)
 /// are errors, because trying other credentials over the same broken path would only hide them.
 async fn logs_in(inv: &Invocation<'_>, document: &SecretDocument, engine: Engine, label: &str) -> Result<bool, RotationError> {
     inv.check_time(&format!("logging in with {label}"))?;
     match inv.rotator.databases.check_login(document, inv.deadline).await {
         Ok(identity) => Ok(identity_is(&identity, engine.family(), document.username()?)),
         Err(err) if err.class == ErrorClass::Authentication => Ok(false),
+        Err(err) if err.class == ErrorClass::Permission => Ok(true),
         Err(err) => Err(RotationError::from(err).context(&format!("logging in with the {label} credentials"))),
     }
 }
