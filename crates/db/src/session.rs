@@ -14,7 +14,9 @@ use dbcreds_core::SecretString;
 /// Who the session is logged in as, as the server sees it.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct Identity {
-    /// MySQL `CURRENT_USER()` (`user@host`), PostgreSQL `current_user`.
+    /// MySQL `CURRENT_USER()` (`user@host`), PostgreSQL `session_user`: the login, which is
+    /// what a rotation checks. (PostgreSQL's `current_user` is the role a session acts as; the
+    /// alternating-users clone acts as its base user through `ALTER ROLE ... SET role`.)
     pub current_user: String,
     pub server_version: String,
 }

@@ -351,6 +351,48 @@ async fn postgres_users_and_databases_lifecycle_is_idempotent_and_drops_no_data(
     assert_eq!(server.admin_in("appdb", "SELECT tableowner || ':' || (SELECT x FROM kept_there) FROM pg_tables WHERE tablename = 'kept_there'").await[0][0], "postgres:2");
 }
 
+/// Two provisioners racing: each create is done once, the other call reports "already there".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_concurrent_creates_are_tolerated() {
+    let server = Server::start(TlsMode::Verified).await;
+    let (mut a, mut b) = (server.admin_session().await, server.admin_session().await);
+    let (x, y) = tokio::join!(a.create_database_if_missing("racy"), b.create_database_if_missing("racy"));
+    assert_eq!([x.unwrap(), y.unwrap()].iter().filter(|created| **created).count(), 1);
+    let pw = SecretString::from("Pa55");
+    let (x, y) = tokio::join!(a.create_user("racer", NewUserAuth::Password(&pw)), b.create_user("racer", NewUserAuth::Password(&pw)));
+    assert_eq!([x.unwrap(), y.unwrap()].iter().filter(|created| **created).count(), 1);
+    let (x, y) = tokio::join!(a.drop_user("racer"), b.drop_user("racer"));
+    assert!(x.is_ok() && y.is_ok(), "{x:?} {y:?}");
+    assert!(!a.user_exists("racer").await.unwrap());
+}
+
+/// Failing password statements say what failed, never with the password or its verifier.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_password_errors_never_echo_the_password_or_the_verifier() {
+    let server = Server::start(TlsMode::Verified).await;
+    let mut admin = server.admin_session().await;
+    let secret = "Very-Secret-Pa55word";
+    let pw = SecretString::from(secret);
+    let err = admin.set_password("ghost", &pw).await.unwrap_err();
+    assert_eq!(err.class, ErrorClass::Sql, "{err}");
+    assert!(err.message.contains("ghost") && !err.message.contains(secret) && !err.message.contains("SCRAM"), "{err}");
+    // A login without CREATEROLE: permission, named as such.
+    admin.create_user("plain", NewUserAuth::Password(&SecretString::from("plain-Pa55"))).await.unwrap();
+    let mut plain = server.connect_as("plain", "plain-Pa55").await.unwrap();
+    let err = plain.create_user("newbie", NewUserAuth::Password(&pw)).await.unwrap_err();
+    assert_eq!(err.class, ErrorClass::Permission, "{err}");
+    assert!(!err.message.contains(secret) && !err.message.contains("SCRAM"), "{err}");
+    let err = plain.set_password("postgres", &pw).await.unwrap_err();
+    assert_eq!(err.class, ErrorClass::Permission, "{err}");
+    assert!(!format!("{err:?}").contains("SCRAM"), "{err:?}");
+    // Passwords PostgreSQL clients cannot use are refused before anything is sent.
+    for bad in [String::new(), "a\0b".to_string(), "x".repeat(1025)] {
+        let err = admin.set_password("plain", &SecretString::from(bad)).await.unwrap_err();
+        assert_eq!(err.class, ErrorClass::Input, "{err}");
+    }
+    server.user_query("plain", "plain-Pa55", "postgres", "SELECT 1").await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_rds_like_master_drops_users_it_does_not_own_objects_of() {
     let server = Server::start(TlsMode::Verified).await;

@@ -54,6 +54,12 @@ pub fn classify(err: &tokio_postgres::Error, what: &str) -> DbError {
     DbError::new(ErrorClass::Internal, format!("{what}: {}", clean(&err.to_string())))
 }
 
+/// Whether a classified server error carries one of `codes` as its SQLSTATE (`classify` writes
+/// it as `<severity> <code>: ` in the message; `DbError` has no separate field for it).
+pub fn has_sqlstate(err: &DbError, codes: &[&str]) -> bool {
+    codes.iter().any(|code| err.message.contains(&format!(" {code}: ")))
+}
+
 /// Classifies an error from the TLS handshake and login, which `connect_raw` runs.
 pub fn classify_connect(err: &tokio_postgres::Error, endpoint: &str) -> DbError {
     if err.as_db_error().is_some() {
@@ -142,6 +148,13 @@ mod tests {
         assert_eq!(classify_tcp(&timeout, "db:5432").class, ErrorClass::TcpTimeout);
         let unreachable = std::io::Error::from(std::io::ErrorKind::HostUnreachable);
         assert_eq!(classify_tcp(&unreachable, "db:5432").class, ErrorClass::TcpTimeout);
+    }
+
+    #[test]
+    fn sqlstates_are_found_in_classified_messages() {
+        let err = DbError::new(ErrorClass::Sql, "creating database \"x\": ERROR 42P04: database \"x\" already exists");
+        assert!(has_sqlstate(&err, &["23505", "42P04"]));
+        assert!(!has_sqlstate(&err, &["42710"]));
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The live PostgreSQL session: connecting, running statements under the deadline, and the
 //! `Session`, `UserAdmin` and `GrantAdmin` operations on top of the pure SQL of [`super::sql`].
 
-use super::classify::{classify, classify_connect, classify_tcp};
+use super::classify::{classify, classify_connect, classify_tcp, has_sqlstate};
 use super::detect::{self, Capabilities};
 use super::grants::{self, CurrentAcls, DefaultAcl, ObjectAcl, PrivilegeSet, Privileges};
 use super::mirror::{self, Attributes, MembershipGrant, RoleState};
@@ -148,7 +148,7 @@ impl PgSession {
     /// for at the deadline is cancelled by the server shortly after.
     async fn detect(&mut self) -> Result<(), DbError> {
         // A little after our own deadline, so it is our timer that reports the deadline.
-        let left = self.spec.deadline.saturating_duration_since(Instant::now()).as_millis() + SERVER_TIMEOUT_MARGIN_MS;
+        let left = (self.spec.deadline.saturating_duration_since(Instant::now()).as_millis() + SERVER_TIMEOUT_MARGIN_MS).min(i32::MAX as u128);
         let sql = format!("SET statement_timeout = {left}; {}", detect::DETECT_SQL);
         let rows = text_rows(self.simple("detecting the server version", &sql).await?);
         let row = rows.into_iter().next().ok_or_else(|| DbError::new(ErrorClass::Internal, "the server returned nothing for the version query"))?;
@@ -623,7 +623,9 @@ impl UserAdmin for PgSession {
         // CREATE DATABASE runs neither in a transaction nor with IF NOT EXISTS.
         match self.simple(&format!("creating database {database}"), &sql::create_database(&database).expose()).await {
             Ok(_) => Ok(true),
-            Err(err) if err.message.contains(" 42P04:") => Ok(false), // created concurrently
+            // Created concurrently: duplicate_database, or the catalog's unique index when both
+            // inserts race.
+            Err(err) if has_sqlstate(&err, &["42P04", "23505"]) => Ok(false),
             Err(err) => Err(err),
         }
     }
@@ -649,7 +651,8 @@ impl UserAdmin for PgSession {
         }
         match self.script(&format!("creating user {user}"), &statements).await {
             Ok(()) => Ok(true),
-            Err(err) if err.message.contains(" 42710:") => Ok(false), // created concurrently
+            // Created concurrently: duplicate_object, or the catalog's unique index.
+            Err(err) if has_sqlstate(&err, &["42710", "23505"]) => Ok(false),
             Err(err) => Err(err),
         }
     }
@@ -678,11 +681,20 @@ impl UserAdmin for PgSession {
         if borrowed {
             self.script(&format!("borrowing the privileges of {user}"), &lend).await?;
         }
-        let result = self.drop_user_everywhere(&user, &me).await;
-        if result.is_err() && borrowed && self.client.is_some() {
-            let _ = self.script("returning borrowed privileges", &give_back).await;
+        match self.drop_user_everywhere(&user, &me).await {
+            Ok(()) => Ok(true),
+            // Dropped concurrently by another caller: the goal is reached.
+            Err(err) if err.class != ErrorClass::ConnectionLost && self.client.is_some() && !self.role_exists(user.name()).await.unwrap_or(true) => {
+                tracing::debug!(error = %err.message, "the user was dropped concurrently");
+                Ok(false)
+            }
+            Err(err) => {
+                if borrowed && self.client.is_some() {
+                    let _ = self.script("returning borrowed privileges", &give_back).await;
+                }
+                Err(err)
+            }
         }
-        result.map(|()| true)
     }
 }
 
