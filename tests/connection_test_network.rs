@@ -64,11 +64,25 @@ async fn a_port_that_drops_packets_is_a_tcp_timeout() {
 }
 
 #[tokio::test]
+async fn every_phase_ends_within_the_invocations_time_so_the_diagnosis_is_returned() {
+    // A 2 s function timeout is shorter than the TCP phase's own 5 s deadline: the phase is cut
+    // at the invocation's work deadline and the diagnosis still comes back, instead of Lambda
+    // killing the function with nothing said.
+    let blackhole = syn_dropping_port().await;
+    let mut function = start(env("127.0.0.1", blackhole.port, "mysql")).await;
+    let (response, _) = invoke_within(&mut function, json!({}), std::time::Duration::from_secs(2)).await;
+    // `invoke_within` fails the test on a Lambda timeout: the answer came back in time.
+    expect_failure(&response, "tcp", "tcp_timeout", 504);
+    drop(blackhole);
+}
+
+#[tokio::test]
 async fn a_port_that_accepts_but_never_speaks_stalls_the_handshake_on_both_engines() {
     let silent = SilentListener::start();
     for engine in ["postgres", "mysql"] {
         let mut function = start(env("localhost", silent.port, engine)).await;
-        let (response, _) = invoke(&mut function, json!({})).await;
+        // A 3 s function timeout cuts the wait (the TLS phase's own limit is 5 s).
+        let (response, _) = invoke_within(&mut function, json!({}), std::time::Duration::from_secs(3)).await;
         expect_failure(&response, "tls", "tcp_timeout", 504);
         expect_phases(&response, &[("assume_role", "skipped"), ("token", "ok"), ("dns", "ok"), ("tcp", "ok"), ("tls", "failed")]);
         let message = failure_message(&response);

@@ -39,7 +39,12 @@ pub async fn start(env: Vec<(String, String)>) -> LambdaFunction {
 /// Invokes and returns the response and the invocation's logs. The function must answer with a
 /// result, never a Lambda error: `aws lambda invoke` has to show the diagnosis.
 pub async fn invoke(function: &mut LambdaFunction, event: Value) -> (Value, String) {
-    let invocation = function.invoke(event, TIMEOUT).await;
+    invoke_within(function, event, TIMEOUT).await
+}
+
+/// As [`invoke`], with the function's timeout set to `timeout`.
+pub async fn invoke_within(function: &mut LambdaFunction, event: Value, timeout: Duration) -> (Value, String) {
+    let invocation = function.invoke(event, timeout).await;
     let logs = invocation.logs.clone();
     let response = match invocation.outcome {
         Outcome::Ok(value) => value,

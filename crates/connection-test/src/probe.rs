@@ -258,7 +258,7 @@ fn classify_handshake_error(err: &io::Error, host: &str, trust: &TrustStore) -> 
             ErrorClass::TlsVerification,
             format!("the server's certificate does not chain to a trusted CA (trusted: {trusted})"),
         )
-        .with_hint("set DB_CA_BUNDLE to a PEM bundle holding the CA that issued the server's certificate: for a direct RDS or Aurora endpoint the RDS global bundle; RDS Proxy needs no bundle (its certificates chain to public Amazon roots)"),
+        .with_hint("the system roots (which cover RDS Proxy) and the built-in RDS CA bundle (which covers RDS and Aurora endpoints) do not hold the server's CA: set DB_CA_BUNDLE to a PEM file holding it (a private CA, or an RDS CA newer than this build), and check you reach the server you meant to"),
         rustls::Error::InvalidCertificate(C::NotValidForNameContext { presented, .. }) => Failure::new(
             Phase::Tls,
             ErrorClass::TlsVerification,
