@@ -12,7 +12,8 @@ mod support {
     use dbcreds_db::mysql::errors::{Phase, classify};
     use dbcreds_db::{AdminSession, ConnectSpec, Credential, DbError, TrustStore};
     pub use dbcreds_testenv::TlsMode;
-    use dbcreds_testenv::{MariaDb, ServerOptions};
+    pub use dbcreds_testenv::ServerOptions;
+    use dbcreds_testenv::MariaDb;
     use mysql_async::prelude::Queryable;
     use std::sync::Arc;
     use std::time::Duration;
@@ -53,7 +54,11 @@ mod support {
 
     impl Server {
         pub async fn start(tls: TlsMode) -> Server {
-            Server { inner: MariaDb::start(ServerOptions::new().tls(tls)).await }
+            Self::start_with(ServerOptions::new().tls(tls)).await
+        }
+
+        pub async fn start_with(options: ServerOptions) -> Server {
+            Server { inner: MariaDb::start(options).await }
         }
 
         pub fn admin_user(&self) -> &str {
@@ -132,7 +137,7 @@ use dbcreds_db::mysql::grant_text::replace_grantee;
 use dbcreds_db::mysql::sql::SqlMode;
 use dbcreds_db::{Credential, Flavor, GrantChange, NewUserAuth, PrivilegePreset, PrivilegeSpec};
 use std::time::Duration;
-use support::{Server, TlsMode, printable_ascii};
+use support::{Server, ServerOptions, TlsMode, printable_ascii};
 use tokio::time::Instant;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -214,6 +219,20 @@ async fn mysql_server_without_tls_is_refused_unless_the_secret_allows_plaintext(
     let mut spec = server.spec("plain_user", "pw-plain-1");
     spec.tls = TlsPolicy::Disabled;
     dbcreds_db::mysql::connect(&spec).await.expect("the user logs in");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mysql_plaintext_to_a_server_that_requires_tls_names_the_ssl_setting() {
+    let server = Server::start_with(ServerOptions::new().require_tls(true)).await;
+    let mut spec = server.spec(server.admin_user(), server.admin_password());
+    spec.tls = TlsPolicy::Disabled;
+    let err = dbcreds_db::mysql::connect(&spec).await.err().expect("the server insists on TLS");
+    // MariaDB hides the reason behind ER_ACCESS_DENIED (MySQL says 3159, classed as input): the
+    // message points at the secret's ssl setting.
+    assert_eq!(err.class, ErrorClass::Authentication, "{err}");
+    assert!(err.message.contains("\"ssl\": false"), "{err}");
+    // With the default policy the same login works.
+    server.admin_session().await.expect("verified TLS is accepted");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

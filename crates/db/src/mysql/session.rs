@@ -86,7 +86,15 @@ impl MySqlSession {
         }
         let conn = match tokio::time::timeout_at(spec.deadline, Conn::new(opts)).await {
             Ok(Ok(conn)) => conn,
-            Ok(Err(err)) => return Err(classify(&err, Phase::Connect { host: &spec.host, port: spec.port })),
+            Ok(Err(err)) => {
+                let mut err = classify(&err, Phase::Connect { host: &spec.host, port: spec.port });
+                if err.class == ErrorClass::Authentication && spec.tls == TlsPolicy::Disabled {
+                    // MariaDB answers a plaintext login to a server with require_secure_transport
+                    // with the same 1045 as a wrong password; say what else it could be.
+                    err.message.push_str(" (this login was in plaintext because the secret says \"ssl\": false; a server that requires TLS refuses plaintext logins this way)");
+                }
+                return Err(err);
+            }
             Err(_) => {
                 return Err(DbError::new(
                     ErrorClass::TcpTimeout,
@@ -235,9 +243,7 @@ impl MySqlSession {
     /// Sends statements in one round trip (multi-statement text) and reads every result.
     async fn run_batch(&mut self, statements: &[&Statement]) -> Result<(), BatchFailure> {
         if statements.iter().any(|s| s.carries_secret()) {
-            if let Err(err) = self.require_transport_for_secret() {
-                return Err(BatchFailure::Session(err));
-            }
+            self.require_transport_for_secret().map_err(BatchFailure::Session)?;
         }
         let text = statements.iter().map(|s| s.sql()).collect::<Vec<_>>().join(";\n");
         let deadline = self.deadline;

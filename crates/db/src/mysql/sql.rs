@@ -370,13 +370,11 @@ impl Dialect {
                 " WITH MAX_QUERIES_PER_HOUR {} MAX_UPDATES_PER_HOUR {} MAX_CONNECTIONS_PER_HOUR {} MAX_USER_CONNECTIONS {}",
                 limits.max_queries_per_hour, limits.max_updates_per_hour, limits.max_connections_per_hour, limits.max_user_connections
             ));
-            if self.caps.max_statement_time {
-                if let Some(seconds) = &limits.max_statement_time {
-                    if !is_decimal(seconds) {
-                        return Err(DbError::new(ErrorClass::Internal, format!("unexpected max_statement_time {}", dbcreds_core::sanitize::for_log(seconds))));
-                    }
-                    out.push_str(&format!(" MAX_STATEMENT_TIME {seconds}"));
+            if let Some(seconds) = limits.max_statement_time.as_ref().filter(|_| self.caps.max_statement_time) {
+                if !is_decimal(seconds) {
+                    return Err(DbError::new(ErrorClass::Internal, format!("unexpected max_statement_time {}", dbcreds_core::sanitize::for_log(seconds))));
                 }
+                out.push_str(&format!(" MAX_STATEMENT_TIME {seconds}"));
             }
         }
         Ok(out)
