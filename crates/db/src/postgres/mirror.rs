@@ -124,21 +124,7 @@ pub fn effective(grants: &[MembershipGrant]) -> MembershipOptions {
 
 /// What `read_grants` shows for a role: attributes, settings and memberships, sorted.
 pub fn describe(state: &RoleState, caps: &Capabilities) -> Vec<String> {
-    let a = &state.attributes;
-    let mut out: Vec<String> = [
-        RoleAttribute::Login(a.login),
-        RoleAttribute::Superuser(a.superuser),
-        RoleAttribute::CreateDb(a.createdb),
-        RoleAttribute::CreateRole(a.createrole),
-        RoleAttribute::Inherit(a.inherit),
-        RoleAttribute::Replication(a.replication),
-        RoleAttribute::BypassRls(a.bypassrls),
-        RoleAttribute::ConnectionLimit(a.connection_limit),
-        RoleAttribute::ValidUntil(a.valid_until.clone()),
-    ]
-    .iter()
-    .map(RoleAttribute::sql)
-    .collect();
+    let mut out: Vec<String> = attribute_list(&state.attributes).iter().map(RoleAttribute::sql).collect();
     for (name, value) in &state.config {
         out.push(format!("SET {name}={value}"));
     }
