@@ -12,10 +12,14 @@
 //! - [`properties::PropertyReader`]: properties as CloudFormation sends them (every scalar a
 //!   string), validated before anything is touched, with errors that name the property.
 //!
+//! - [`recorder::ResponseRecorder`]: a loopback stand-in for the presigned URL, for tests and
+//!   the local demo.
+//!
 //! Nothing here knows what the resource does; the provisioner implements
 //! [`responder::CustomResource`].
 
 pub mod properties;
+pub mod recorder;
 pub mod request;
 pub mod responder;
 pub mod response;

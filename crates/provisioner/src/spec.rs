@@ -254,7 +254,8 @@ mod tests {
 
     #[test]
     fn every_bad_property_is_named() {
-        let cases: Vec<(fn(&mut Value), &str)> = vec![
+        type Case = (fn(&mut Value), &'static str);
+        let cases: Vec<Case> = vec![
             (|p| drop(p.as_object_mut().unwrap().remove("MasterSecretArn")), "MasterSecretArn"),
             (|p| drop(p.as_object_mut().unwrap().remove("DatabaseName")), "DatabaseName"),
             (|p| p["Engine"] = json!("oracle"), "Engine"),

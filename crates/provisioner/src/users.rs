@@ -77,65 +77,79 @@ pub enum Purpose {
 }
 
 /// Reads each user's secret and checks the names and privileges for the target's engine family.
+/// With [`Purpose::Inspect`], an entry whose name is unusable (and so can never have been
+/// created) is skipped with a log line; an unreadable secret is still an error, since skipping it
+/// would leave its user behind without a word.
 pub async fn resolve(users: &[UserSpec], target: &Target, store: &dyn SecretStore, purpose: Purpose) -> Result<Vec<ResolvedUser>> {
-    let family = target.family();
     let mut out: Vec<ResolvedUser> = Vec::with_capacity(users.len());
     for user in users {
-        let path = user.path();
-        let privileges = match &user.privileges {
-            Ok(preset) => PrivilegeSpec::parse(&format!("{path}{}", spec::PRIVILEGES), family, Ok(preset)),
-            Err(list) => PrivilegeSpec::parse(&format!("{path}{}", spec::PRIVILEGES), family, Err(list)),
-        };
-        let privileges = match (privileges, purpose) {
-            (Ok(p), _) => p,
-            (Err(e), Purpose::Provision) => return Err(e.into()),
-            // Releasing a user needs no valid privilege set.
-            (Err(_), Purpose::Inspect) => PrivilegeSpec::List(Vec::new()),
-        };
-        let (username, secret) = match &user.source {
-            UserSource::Iam(name) => (name.clone(), None),
-            UserSource::Secret(arn) => match read_user_secret(user, arn, store, purpose).await? {
-                Some(secret) => {
-                    let name = secret.document.username().map_err(|e| e.within(&format!("{path}{} secret: ", spec::SECRET_ARN)))?.to_owned();
-                    (name, Some(secret))
-                }
-                None => continue,
-            },
-        };
-        let name_field = match user.source {
-            UserSource::Iam(_) => format!("{path}{}", spec::USERNAME),
-            UserSource::Secret(_) => format!("{path}{} secret: username", spec::SECRET_ARN),
-        };
-        validate_identifier(&name_field, &username, family, IdentifierKind::User, None)?;
-        let resolved = ResolvedUser { spec: user.clone(), username, privileges, secret };
-        if purpose == Purpose::Provision && user.strategy == RotationStrategy::AlternatingUsers {
-            for name in resolved.names() {
-                validate_identifier(&format!("{path}{}", spec::ROTATION_STRATEGY), &name, family, IdentifierKind::User, None).map_err(|e| {
-                    InputError::invalid(e.field, format!("alternating users need the clone {}: {}", dbcreds_core::sanitize::for_log(&name), e.problem), "shorten the user name or use single-user rotation")
-                })?;
+        match resolve_one(user, target, store, purpose, &out).await {
+            Ok(Some(resolved)) => out.push(resolved),
+            Ok(None) => {}
+            Err(err) if purpose == Purpose::Inspect && err.class == ErrorClass::Input => {
+                tracing::warn!(step = "resolve", user = %user.path(), error = %err, "entry skipped: no user can have been created from it");
             }
+            Err(err) => return Err(err),
         }
-        for name in resolved.names() {
-            if name == target.master_username {
-                return Err(InputError::invalid(
-                    name_field.clone(),
-                    format!("{} is the master user", dbcreds_core::sanitize::for_log(&name)),
-                    "list application users only; the provisioner never manages the master user",
-                )
-                .into());
-            }
-            if let Some(earlier) = out.iter().find(|other| other.names().contains(&name)) {
-                return Err(InputError::invalid(
-                    name_field.clone(),
-                    format!("user {} is also Users[{}]", dbcreds_core::sanitize::for_log(&name), earlier.spec.index),
-                    "list each database user once",
-                )
-                .into());
-            }
-        }
-        out.push(resolved);
     }
     Ok(out)
+}
+
+async fn resolve_one(user: &UserSpec, target: &Target, store: &dyn SecretStore, purpose: Purpose, earlier: &[ResolvedUser]) -> Result<Option<ResolvedUser>> {
+    let family = target.family();
+    let path = user.path();
+    let privileges = match &user.privileges {
+        Ok(preset) => PrivilegeSpec::parse(&format!("{path}{}", spec::PRIVILEGES), family, Ok(preset)),
+        Err(list) => PrivilegeSpec::parse(&format!("{path}{}", spec::PRIVILEGES), family, Err(list)),
+    };
+    let privileges = match (privileges, purpose) {
+        (Ok(p), _) => p,
+        (Err(e), Purpose::Provision) => return Err(e.into()),
+        // Releasing a user needs no valid privilege set.
+        (Err(_), Purpose::Inspect) => PrivilegeSpec::List(Vec::new()),
+    };
+    let (username, secret) = match &user.source {
+        UserSource::Iam(name) => (name.clone(), None),
+        UserSource::Secret(arn) => match read_user_secret(user, arn, store, purpose).await? {
+            Some(secret) => {
+                let name = secret.document.username().map_err(|e| e.within(&format!("{path}{} secret: ", spec::SECRET_ARN)))?.to_owned();
+                (name, Some(secret))
+            }
+            None => return Ok(None),
+        },
+    };
+    let name_field = match user.source {
+        UserSource::Iam(_) => format!("{path}{}", spec::USERNAME),
+        UserSource::Secret(_) => format!("{path}{} secret: username", spec::SECRET_ARN),
+    };
+    validate_identifier(&name_field, &username, family, IdentifierKind::User, None)?;
+    let resolved = ResolvedUser { spec: user.clone(), username, privileges, secret };
+    if purpose == Purpose::Provision && user.strategy == RotationStrategy::AlternatingUsers {
+        for name in resolved.names() {
+            validate_identifier(&format!("{path}{}", spec::ROTATION_STRATEGY), &name, family, IdentifierKind::User, None).map_err(|e| {
+                InputError::invalid(e.field, format!("alternating users need the clone {}: {}", dbcreds_core::sanitize::for_log(&name), e.problem), "shorten the user name or use single-user rotation")
+            })?;
+        }
+    }
+    for name in resolved.names() {
+        if name == target.master_username {
+            return Err(InputError::invalid(
+                name_field.clone(),
+                format!("{} is the master user", dbcreds_core::sanitize::for_log(&name)),
+                "list application users only; the provisioner never manages the master user",
+            )
+            .into());
+        }
+        if let Some(other) = earlier.iter().find(|other| other.names().contains(&name)) {
+            return Err(InputError::invalid(
+                name_field.clone(),
+                format!("user {} is also Users[{}]", dbcreds_core::sanitize::for_log(&name), other.spec.index),
+                "list each database user once",
+            )
+            .into());
+        }
+    }
+    Ok(Some(resolved))
 }
 
 async fn read_user_secret(user: &UserSpec, arn: &str, store: &dyn SecretStore, purpose: Purpose) -> Result<Option<UserSecret>> {
