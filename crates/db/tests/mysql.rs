@@ -439,9 +439,15 @@ async fn mysql_apply_privileges_presets_are_enforced_by_the_server() {
         .await;
     let mut admin = server.admin_session().await.unwrap();
     admin.create_user("appuser", NewUserAuth::Password(&SecretString::from("app-pw-1"))).await.unwrap();
-    // Grants someone else made: a table grant and the grant option inside app_db, plus a wildcard
-    // grant elsewhere that apply_privileges must not touch.
-    server.admin("GRANT DELETE ON app_db.extra TO appuser@'%'; GRANT USAGE ON `app\\_db`.* TO appuser@'%' WITH GRANT OPTION; GRANT SELECT ON appxdb.* TO appuser@'%'").await;
+    // Grants someone else made: a table grant, the grant option, and INSERT through the unescaped
+    // pattern `app_db` (which also matches appXdb) inside app_db, plus a grant elsewhere that
+    // apply_privileges must not touch.
+    server
+        .admin(
+            "GRANT DELETE ON app_db.extra TO appuser@'%'; GRANT USAGE ON `app\\_db`.* TO appuser@'%' WITH GRANT OPTION; \
+             GRANT INSERT ON `app_db`.* TO appuser@'%'; GRANT SELECT ON appxdb.* TO appuser@'%'",
+        )
+        .await;
 
     let changes = admin.apply_privileges("appuser", "app_db", &PrivilegeSpec::Preset(PrivilegePreset::ReadOnly)).await.unwrap();
     assert!(changes.iter().any(|c| matches!(c, GrantChange::Granted(s) if s.contains("SELECT"))), "{changes:?}");

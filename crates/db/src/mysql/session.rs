@@ -190,6 +190,7 @@ impl MySqlSession {
         if statement.carries_secret() {
             self.require_transport_for_secret()?;
         }
+        tracing::debug!(sql = %statement.redacted(), "mysql statement");
         let deadline = self.deadline;
         let conn = self.conn()?;
         let outcome = tokio::time::timeout_at(deadline, conn.query_drop(statement.sql())).await;
@@ -244,6 +245,9 @@ impl MySqlSession {
     async fn run_batch(&mut self, statements: &[&Statement]) -> Result<(), BatchFailure> {
         if statements.iter().any(|s| s.carries_secret()) {
             self.require_transport_for_secret().map_err(BatchFailure::Session)?;
+        }
+        for statement in statements {
+            tracing::debug!(sql = %statement.redacted(), "mysql statement");
         }
         let text = statements.iter().map(|s| s.sql()).collect::<Vec<_>>().join(";\n");
         let deadline = self.deadline;
