@@ -73,7 +73,9 @@ pub async fn connect(spec: &ConnectSpec) -> Result<Box<dyn AdminSession>, DbErro
     };
     match tokio::time::timeout_at(spec.deadline, connecting).await {
         Ok(result) => result,
-        Err(_) => Err(DbError::new(ErrorClass::TcpTimeout, format!("connecting to {}:{} did not finish before the deadline", spec.host, spec.port))),
+        // The adapters classify their own timeouts (a TCP connect that hangs is `TcpTimeout`);
+        // reaching this arm means the whole budget went, so say that rather than guess a layer.
+        Err(_) => Err(DbError::new(ErrorClass::Deadline, format!("connecting to {}:{} did not finish before the deadline", spec.host, spec.port))),
     }
 }
 
