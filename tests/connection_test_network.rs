@@ -101,10 +101,26 @@ async fn an_invalid_event_is_refused_by_field_and_nothing_is_tried() {
         (json!({ "DATABASE_ACCOUNT_IAM_ROLE": "not-an-arn" }), "DATABASE_ACCOUNT_IAM_ROLE"),
         (json!({ "AUTH_MODE": "secret" }), "DB_SECRET_ARN"),
         (json!(["DB_PORT"]), "event"),
+        // An invoker cannot send a secret's password to a host of their choosing.
+        (json!({ "AUTH_MODE": "secret", "DB_SECRET_ARN": "arn:aws:secretsmanager:eu-west-1:111122223333:secret:app-AbCdEf", "RDS_PROXY_APPLICATION_ENDPOINT": "attacker.example.com" }), "event.RDS_PROXY_APPLICATION_ENDPOINT"),
     ] {
         let (response, _) = invoke(&mut function, event.clone()).await;
         expect_failure(&response, "configuration", "input", 400);
         expect_phases(&response, &[("configuration", "failed")]);
         assert!(failure_message(&response).starts_with(&format!("{field}:")), "{event}: {}", pretty(&response));
+    }
+}
+
+#[tokio::test]
+async fn a_bad_ca_bundle_in_the_environment_is_reported_by_every_invocation_not_a_crash() {
+    let mut env = env("localhost", refused_port(), "postgres");
+    env.push(("DB_CA_BUNDLE".into(), "/nonexistent/ca.pem".into()));
+    let mut function = start(env).await;
+    for _ in 0..2 {
+        let (response, _) = invoke(&mut function, json!({})).await;
+        expect_failure(&response, "configuration", "input", 400);
+        expect_phases(&response, &[("configuration", "failed")]);
+        assert!(failure_message(&response).contains("DB_CA_BUNDLE"), "{}", pretty(&response));
+        assert!(failure_hint(&response).contains("DB_CA_BUNDLE"), "{}", pretty(&response));
     }
 }

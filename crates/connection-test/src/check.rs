@@ -62,7 +62,9 @@ pub async fn run(config: &Config, toolkit: &Toolkit, budget: &Budget) -> Diagnos
 }
 
 async fn run_phases(config: &Config, toolkit: &Toolkit, budget: &Budget, d: &mut Diagnostics) -> Result<(), Failure> {
-    let trust = probe::trust_for_invocation(&toolkit.trust, config.ca_bundle.as_deref(), config.ca_bundle_from_event)?;
+    let trust = probe::trust_for_invocation(&toolkit.trust, config.ca_bundle.as_deref(), config.ca_bundle_from_event).inspect_err(|_| {
+        d.record(Phase::Configuration, PhaseStatus::Failed, None, None);
+    })?;
     let (target, credential) = match config.mode {
         AuthMode::Iam => iam_credential(config, toolkit.cloud.as_ref(), budget, d).await?,
         AuthMode::Secret => secret_credential(config, toolkit.cloud.as_ref(), budget, d).await?,
@@ -73,11 +75,14 @@ async fn run_phases(config: &Config, toolkit: &Toolkit, budget: &Budget, d: &mut
 /// IAM mode: assume the role (when configured), then sign a token for the endpoint.
 async fn iam_credential(config: &Config, cloud: &dyn Cloud, budget: &Budget, d: &mut Diagnostics) -> Result<(Target, Credential), Failure> {
     let family = config.engine.unwrap_or(crate::config::DEFAULT_IAM_ENGINE);
+    let required = |value: &Option<String>, field: &str| {
+        value.clone().ok_or_else(|| Failure::new(Phase::Configuration, ErrorClass::Input, format!("{field}: is missing; IAM mode needs it")))
+    };
     let target = Target {
         family,
-        host: config.host.clone().expect("IAM mode requires the host (checked by Config)"),
+        host: required(&config.host, crate::config::HOST)?,
         port: config.port.unwrap_or_else(|| family.default_port()),
-        username: config.username.clone().expect("IAM mode requires the user (checked by Config)"),
+        username: required(&config.username, USERNAME)?,
         database: config.database.clone(),
         // The token is a credential: it only ever travels over verified TLS.
         tls: TlsPolicy::VerifyFull,
@@ -123,7 +128,10 @@ async fn iam_credential(config: &Config, cloud: &dyn Cloud, budget: &Budget, d: 
 
 /// Secret mode: read the secret, and let the configuration override its endpoint.
 async fn secret_credential(config: &Config, cloud: &dyn Cloud, budget: &Budget, d: &mut Diagnostics) -> Result<(Target, Credential), Failure> {
-    let secret_id = config.secret_id.clone().expect("secret mode requires the secret (checked by Config)");
+    let secret_id = config
+        .secret_id
+        .clone()
+        .ok_or_else(|| Failure::new(Phase::Configuration, ErrorClass::Input, format!("{}: is missing; secret mode needs it", crate::config::SECRET_ARN)))?;
     d.secret_arn = Some(secret_id.clone());
     let document = timed(d, Phase::ReadSecret, budget, caps::READ_SECRET, |deadline| {
         let secret_id = &secret_id;

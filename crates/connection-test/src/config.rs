@@ -102,6 +102,8 @@ impl Config {
                 values.insert(field, value);
             }
         }
+        // The environment's endpoint, normalised as the configuration will hold it.
+        let env_host = values.get(HOST).map(|v| v.trim()).filter(|v| !v.is_empty()).and_then(|v| validate_host(HOST, v).ok());
         let ca_bundle_before = values.get(CA_BUNDLE).cloned().filter(|v| !v.trim().is_empty());
         for (field, value) in overrides {
             match value {
@@ -111,6 +113,17 @@ impl Config {
         }
         let mut config = Self::from_values(&values)?;
         config.ca_bundle_from_event = config.ca_bundle != ca_bundle_before;
+        // In secret mode the password goes to the host being tested. The function's deployer
+        // chooses that host (the secret's, or the environment's endpoint); an invoker must not be
+        // able to send a secret they cannot read to a host of their choosing, where a valid
+        // public certificate for their own name would pass verification.
+        if config.mode == AuthMode::Secret && config.host.is_some() && config.host != env_host {
+            return Err(InputError::invalid(
+                format!("event.{HOST}"),
+                "cannot change the host in secret mode: it would send the secret's password to a host neither the secret nor the function's configuration names",
+                format!("set {HOST} in the function's environment, or test the host with AUTH_MODE=iam"),
+            ));
+        }
         Ok(config)
     }
 
@@ -440,6 +453,26 @@ mod tests {
     fn the_external_id_is_never_echoed() {
         let err = Config::load(env(SAMPLE), &json!({ EXTERNAL_ID: "sekrit external id" })).unwrap_err();
         assert!(!err.to_string().contains("sekrit"), "{err}");
+    }
+
+    #[test]
+    fn an_event_cannot_send_a_secrets_password_to_a_host_of_its_choosing() {
+        let secret = [(SECRET_ARN, "arn:aws:secretsmanager:eu-west-1:111122223333:secret:app-AbCdEf")];
+        let err = Config::load(env(&secret), &json!({ HOST: "attacker.example.com" })).unwrap_err();
+        assert_eq!(err.field, format!("event.{HOST}"));
+        let mut iam_env = SAMPLE.to_vec();
+        iam_env.extend(secret);
+        iam_env.push((AUTH_MODE, "iam"));
+        // Switching to secret mode does not open the door either...
+        let err = Config::load(env(&iam_env), &json!({ AUTH_MODE: "secret", HOST: "attacker.example.com" })).unwrap_err();
+        assert_eq!(err.field, format!("event.{HOST}"));
+        // ...but the deployer's endpoint stays usable, the port may change, and IAM mode (a
+        // token is signed for the host it is sent to) may test any host.
+        let mut configured = secret.to_vec();
+        configured.push((HOST, "proxy.example.com"));
+        assert_eq!(Config::load(env(&configured), &json!({ HOST: "proxy.example.com", PORT: 6432 })).unwrap().host.as_deref(), Some("proxy.example.com"));
+        assert_eq!(Config::load(env(&iam_env), &json!({ AUTH_MODE: "secret" })).unwrap().host.as_deref(), Some(SAMPLE[1].1));
+        assert!(Config::load(env(SAMPLE), &json!({ HOST: "other.example.com" })).is_ok());
     }
 
     #[test]
