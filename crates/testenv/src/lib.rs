@@ -31,6 +31,7 @@ pub use mariadb::MariaDb;
 pub use moto::Moto;
 pub use options::{ServerOptions, TlsMode};
 pub use postgres::Postgres;
+pub use server_process::StartTimings;
 
 /// Query results as text: one `Vec` per row, `None` for SQL NULL.
 pub type Rows = Vec<Vec<Option<String>>>;

@@ -6,7 +6,7 @@ use crate::executables::find_on_path;
 use crate::net::{PORT_ATTEMPTS, free_loopback_port};
 use crate::options::{ServerOptions, TlsMode};
 use crate::pki::{Pki, ServerTlsFiles};
-use crate::server_process::{ServerProcess, StartFailure, run_to_completion};
+use crate::server_process::{ServerProcess, StartFailure, StartTimings, run_to_completion};
 use crate::system_user::{effective_uid, running_as_root};
 use crate::template::{LAYOUT_REVISION, copy_tree, template_data_dir, version_key};
 use crate::tls_client::{self, error_chain};
@@ -15,7 +15,7 @@ use mysql_async::prelude::Queryable;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tempfile::TempDir;
 
 pub const ADMIN_USER: &str = "root";
@@ -45,6 +45,7 @@ pub struct MariaDb {
     tls_files: ServerTlsFiles,
     mariadbd: PathBuf,
     process: Option<ServerProcess>,
+    start_timings: StartTimings,
 }
 
 impl MariaDb {
@@ -54,22 +55,22 @@ impl MariaDb {
         options.validate();
         let mariadbd = find_on_path("mariadbd").unwrap_or_else(|| panic!("mariadbd not found (looked on PATH and in /usr/sbin): run scripts/setup to install MariaDB"));
         let install_db = find_on_path("mariadb-install-db").unwrap_or_else(|| panic!("mariadb-install-db not found: run scripts/setup to install MariaDB"));
+        let started = Instant::now();
         let dir = scratch_dir("mariadb");
-        let template = {
-            let mariadbd = mariadbd.clone();
-            tokio::task::spawn_blocking(move || mariadb_template(&mariadbd, &install_db)).await.unwrap_or_else(|err| std::panic::resume_unwind(err.into_panic()))
-        };
-        let data_dir = dir.path().join("data");
         {
-            let data_dir = data_dir.clone();
-            tokio::task::spawn_blocking(move || copy_tree(&template, &data_dir))
-                .await
-                .expect("copy task")
-                .unwrap_or_else(|problem| panic!("cannot copy the MariaDB template: {problem}"));
+            let (mariadbd, data_dir) = (mariadbd.clone(), dir.path().join("data"));
+            tokio::task::spawn_blocking(move || {
+                let template = mariadb_template(&mariadbd, &install_db);
+                copy_tree(&template, &data_dir).unwrap_or_else(|problem| panic!("cannot copy the MariaDB template: {problem}"));
+            })
+            .await
+            .unwrap_or_else(|err| std::panic::resume_unwind(err.into_panic()));
         }
         let tls_files = Pki::shared().write_server_files(dir.path(), options.tls, None).expect("write MariaDB TLS files");
-        let mut server = MariaDb { dir, port: 0, options, admin_password: random::alphanumeric(24), tls_files, mariadbd, process: None };
+        let prepared = started.elapsed();
+        let mut server = MariaDb { dir, port: 0, options, admin_password: random::alphanumeric(24), tls_files, mariadbd, process: None, start_timings: StartTimings::default() };
         server.first_start().await;
+        server.start_timings = StartTimings::since(started, prepared);
         server
     }
 
@@ -122,6 +123,11 @@ impl MariaDb {
     /// The server's own log (every start appends to it).
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    /// Where the time of `start` went.
+    pub fn start_timings(&self) -> StartTimings {
+        self.start_timings
     }
 
     pub fn pid(&self) -> Option<u32> {

@@ -10,14 +10,14 @@ use crate::executables::{find_on_path, is_executable};
 use crate::net::{PORT_ATTEMPTS, free_loopback_port};
 use crate::options::{ServerOptions, TlsMode};
 use crate::pki::{Pki, ServerTlsFiles};
-use crate::server_process::{ServerProcess, StartFailure, run_as, run_to_completion};
+use crate::server_process::{ServerProcess, StartFailure, StartTimings, run_as, run_to_completion};
 use crate::system_user::{SystemUser, effective_uid, running_as_root};
 use crate::template::{LAYOUT_REVISION, copy_tree, template_data_dir, version_key};
 use crate::tls_client::{self, error_chain};
 use crate::{Rows, random};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tempfile::TempDir;
 use tokio_postgres::SimpleQueryMessage;
 
@@ -45,6 +45,7 @@ pub struct Postgres {
     /// The account the server runs as when the tests run as root.
     server_user: Option<SystemUser>,
     process: Option<ServerProcess>,
+    start_timings: StartTimings,
 }
 
 impl Postgres {
@@ -54,6 +55,7 @@ impl Postgres {
         options.validate();
         let binaries = find_binaries();
         let server_user = server_user();
+        let started = Instant::now();
         let dir = scratch_dir("postgres");
         let data_dir = dir.path().join("data");
         {
@@ -66,12 +68,14 @@ impl Postgres {
             .unwrap_or_else(|err| std::panic::resume_unwind(err.into_panic()));
         }
         let tls_files = Pki::shared().write_server_files(dir.path(), options.tls, server_user.as_ref()).expect("write PostgreSQL TLS files");
-        let mut server = Postgres { dir, port: 0, options, admin_password: random::alphanumeric(24), tls_files, postgres: binaries.postgres, server_user, process: None };
+        let mut server = Postgres { dir, port: 0, options, admin_password: random::alphanumeric(24), tls_files, postgres: binaries.postgres, server_user, process: None, start_timings: StartTimings::default() };
         server.write_hba_file();
         if let Some(user) = &server.server_user {
             user.chown(server.dir.path()).expect("hand the PostgreSQL directory to the postgres user");
         }
+        let prepared = started.elapsed();
         server.first_start().await;
+        server.start_timings = StartTimings::since(started, prepared);
         server
     }
 
@@ -129,6 +133,11 @@ impl Postgres {
     /// The server's own log (every start appends to it).
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    /// Where the time of `start` went.
+    pub fn start_timings(&self) -> StartTimings {
+        self.start_timings
     }
 
     pub fn pid(&self) -> Option<u32> {

@@ -31,3 +31,25 @@ pub fn uuid_v4() -> String {
 fn fill(bytes: &mut [u8]) {
     getrandom::fill(bytes).expect("the operating system's random source failed");
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_alphanumeric_and_differ() {
+        let (first, second) = (alphanumeric(24), alphanumeric(24));
+        assert_eq!(first.len(), 24);
+        assert!(first.chars().all(|c| c.is_ascii_alphanumeric()));
+        assert_ne!(first, second);
+    }
+
+    #[test]
+    fn request_ids_are_version_4_uuids() {
+        let id = uuid_v4();
+        let groups: Vec<&str> = id.split('-').collect();
+        assert_eq!(groups.iter().map(|g| g.len()).collect::<Vec<_>>(), [8, 4, 4, 4, 12]);
+        assert!(groups[2].starts_with('4'));
+        assert!(matches!(groups[3].chars().next(), Some('8' | '9' | 'a' | 'b')));
+    }
+}

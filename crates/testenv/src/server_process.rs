@@ -31,6 +31,24 @@ impl NotReady {
     }
 }
 
+/// Where the time of a server start went.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StartTimings {
+    /// Finding the data directory template (building it, once per machine) and copying it, TLS
+    /// files.
+    pub prepare: Duration,
+    /// Process spawn until the server accepted the first connection and its admin account was set.
+    pub launch: Duration,
+    pub total: Duration,
+}
+
+impl StartTimings {
+    pub fn since(started: Instant, prepared: Duration) -> StartTimings {
+        let total = started.elapsed();
+        StartTimings { prepare: prepared, launch: total.saturating_sub(prepared), total }
+    }
+}
+
 /// A start attempt that failed.
 pub struct StartFailure {
     pub message: String,
@@ -233,4 +251,38 @@ fn signal_process(pid: u32, signal: libc::c_int) {
 /// `su`/`runuser` wrapper, so signals reach it directly).
 pub fn run_as(command: &mut Command, user: &crate::system_user::SystemUser) {
     command.uid(user.uid).gid(user.gid);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_state_and_parent_of_this_process() {
+        let (state, parent) = process_stat(std::process::id()).expect("own stat");
+        // The main thread of a test binary is running or waiting for the test threads.
+        assert!(matches!(state, 'R' | 'S'), "state {state}");
+        // SAFETY: getppid cannot fail.
+        assert_eq!(parent, unsafe { libc::getppid() } as u32);
+    }
+
+    #[test]
+    fn kill_takes_the_children_down_too() {
+        let mut command = Command::new("sh");
+        // A parent that starts a child in a new session (as PostgreSQL's backends make themselves).
+        command.arg("-c").arg("setsid sleep 60 & echo $! ; wait");
+        let log = tempfile::NamedTempFile::new().unwrap();
+        let mut process = ServerProcess::spawn(command, log.path()).unwrap();
+        let started = Instant::now();
+        let child_pid = loop {
+            if let Ok(pid) = std::fs::read_to_string(log.path()).unwrap_or_default().trim().parse::<u32>() {
+                break pid;
+            }
+            assert!(started.elapsed() < Duration::from_secs(5), "the child never started");
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        process.kill();
+        let gone = |pid: u32| process_stat(pid).is_none_or(|(state, _)| state == 'Z');
+        assert!(gone(child_pid), "the child {child_pid} outlived kill");
+    }
 }

@@ -78,3 +78,50 @@ pub fn version_key(version_line: &str) -> String {
         .collect();
     key.trim_end_matches(',').to_string()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[test]
+    fn version_keys_are_file_name_safe() {
+        assert_eq!(version_key("mariadbd  Ver 10.11.19-MariaDB-0+deb12u1 for debian-linux-gnu on x86_64 (Debian 12)"), "10.11.19-MariaDB-0_deb12u1");
+        assert_eq!(version_key("postgres (PostgreSQL) 15.20 (Debian 15.20-0+deb12u1)"), "15.20");
+        assert_eq!(version_key("no digits here"), "unknown");
+    }
+
+    /// Concurrent test processes (here: threads with their own lock handles, which flock treats
+    /// the same way) build a template once; everyone gets the finished tree.
+    #[test]
+    fn concurrent_callers_build_a_template_once() {
+        let key = format!("selftest-{}", crate::random::hex(6));
+        let builds = Arc::new(AtomicUsize::new(0));
+        let callers: Vec<_> = (0..4)
+            .map(|_| {
+                let (key, builds) = (key.clone(), builds.clone());
+                std::thread::spawn(move || {
+                    template_data_dir(&key, || {
+                        builds.fetch_add(1, Ordering::SeqCst);
+                        let scratch = tempfile::tempdir().map_err(|err| err.to_string())?;
+                        let data = scratch.path().join("data");
+                        std::fs::create_dir(&data).map_err(|err| err.to_string())?;
+                        // Slow enough that the other callers arrive while it builds.
+                        std::thread::sleep(std::time::Duration::from_millis(200));
+                        std::fs::write(data.join("content"), "built").map_err(|err| err.to_string())?;
+                        Ok((scratch, data))
+                    })
+                })
+            })
+            .collect();
+        let dirs: Vec<PathBuf> = callers.into_iter().map(|caller| caller.join().expect("caller")).collect();
+        assert_eq!(builds.load(Ordering::SeqCst), 1);
+        for dir in &dirs {
+            assert_eq!(std::fs::read_to_string(dir.join("content")).unwrap(), "built");
+        }
+        let entry = paths::template_cache_dir().join(&key);
+        std::fs::remove_dir_all(&entry).unwrap();
+        std::fs::remove_file(paths::template_cache_dir().join(format!("{key}.lock"))).unwrap();
+    }
+}

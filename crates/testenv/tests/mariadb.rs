@@ -8,7 +8,7 @@ use std::time::Instant;
 async fn admin_connects_over_verified_tls() {
     let started = Instant::now();
     let server = MariaDb::start(ServerOptions::default()).await;
-    eprintln!("MariaDB ready in {:?}", started.elapsed());
+    eprintln!("MariaDB ready in {:?}: {:?}", started.elapsed(), server.start_timings());
     assert_eq!(server.host(), "localhost");
     assert_eq!(server.admin_user(), "root");
 

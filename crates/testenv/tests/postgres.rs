@@ -8,7 +8,7 @@ use std::time::Instant;
 async fn admin_connects_over_verified_tls() {
     let started = Instant::now();
     let server = Postgres::start(ServerOptions::default()).await;
-    eprintln!("PostgreSQL ready in {:?}", started.elapsed());
+    eprintln!("PostgreSQL ready in {:?}: {:?}", started.elapsed(), server.start_timings());
     assert_eq!(server.host(), "localhost");
     assert_eq!(server.admin_user(), "postgres");
 
