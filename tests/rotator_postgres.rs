@@ -305,6 +305,40 @@ async fn hostile_inputs_and_plaintext_servers_change_nothing() {
     assert_eq!(harness.snapshot(&arn).await, before);
     assert_eq!(roles(&db).await, roles_before);
 
+    // An RDS-managed master secret (only username and password): its database is found through
+    // its aws:rds:primarydbinstancearn tag and DescribeDBInstances. moto's instance has a made-up
+    // endpoint, so the master must be refused as another database, naming that endpoint: the
+    // proof the lookup went through RDS. Nothing changes.
+    let clients = dbcreds_aws::AwsClients::from_sdk_config(harness.moto.sdk_config().await, None).unwrap();
+    let created = clients
+        .rds
+        .create_db_instance()
+        .db_instance_identifier("pgprod")
+        .engine("postgres")
+        .db_instance_class("db.t3.micro")
+        .allocated_storage(20)
+        .master_username("postgres")
+        .manage_master_user_password(true)
+        .send()
+        .await
+        .unwrap()
+        .db_instance
+        .unwrap();
+    let managed_arn = created.master_user_secret.and_then(|s| s.secret_arn).expect("moto creates the master secret");
+    let rds_host = created.endpoint.and_then(|e| e.address).expect("an endpoint");
+    let managed = harness.current(&managed_arn).await.1;
+    assert!(managed.get("host").is_none(), "an RDS-managed secret holds only username and password: {}", managed.as_object().unwrap().keys().cloned().collect::<Vec<_>>().join(","));
+    let arn = harness.create_secret("hostile/rds-managed-elsewhere", &with("masterarn", json!(managed_arn))).await;
+    let token = new_token();
+    harness.start_rotation(&arn, &token).await;
+    ok(&mut alternating, "createSecret", &arn, &token).await;
+    let before = harness.snapshot(&arn).await;
+    let (error_type, message) = fails(&mut alternating, "setSecret", &arn, &token).await;
+    assert_eq!(error_type, "dbcreds.input", "{message}");
+    assert!(message.contains("master secret.host") && message.contains(&rds_host), "{message}");
+    assert_eq!(harness.snapshot(&arn).await, before);
+    assert_eq!(roles(&db).await, roles_before);
+
     // A server without TLS: the password DDL is never sent in the clear unless the secret says
     // "ssl": false.
     let plain = Postgres::start(ServerOptions::new().tls(TlsMode::Off)).await;
