@@ -133,7 +133,7 @@ async fn secret_credential(config: &Config, cloud: &dyn Cloud, budget: &Budget, 
         .clone()
         .ok_or_else(|| Failure::new(Phase::Configuration, ErrorClass::Input, format!("{}: is missing; secret mode needs it", crate::config::SECRET_ARN)))?;
     d.secret_arn = Some(secret_id.clone());
-    let document = timed(d, Phase::ReadSecret, budget, caps::READ_SECRET, |deadline| {
+    let login = timed(d, Phase::ReadSecret, budget, caps::READ_SECRET, |deadline| {
         let secret_id = &secret_id;
         async move {
             let text = within(deadline, Phase::ReadSecret, cloud.read_secret(secret_id, deadline)).await?.map_err(|err| {
@@ -149,19 +149,22 @@ async fn secret_credential(config: &Config, cloud: &dyn Cloud, budget: &Budget, 
                     failure
                 }
             })?;
-            let document = SecretDocument::parse(text).map_err(|err| secret_input_failure(err.within("secret.")))?;
-            document.require_connection_fields().map_err(|err| secret_input_failure(err.within("secret.")))?;
+            let document = SecretDocument::parse(text).map_err(secret_input_failure)?;
+            document.require_connection_fields().map_err(secret_input_failure)?;
             let login = target_from_secret(config, &document)?;
             Ok((login, Some("read AWSCURRENT".to_owned())))
         }
     })
     .await?;
-    let (target, credential) = document;
+    let (target, credential) = login;
     describe_target(&target, d);
     Ok((target, credential))
 }
 
+/// A problem with the secret's content, its key named as `secret.<key>` (or `secret` for the
+/// whole document).
 fn secret_input_failure(err: dbcreds_core::InputError) -> Failure {
+    let err = if err.field == "secret" { err } else { err.within("secret.") };
     let hint = format!("fix the secret: {}", err.fix);
     Failure::new(Phase::ReadSecret, ErrorClass::Input, err.to_string()).with_hint(hint)
 }
@@ -170,7 +173,7 @@ fn secret_input_failure(err: dbcreds_core::InputError) -> Failure {
 /// and engine belong to the password, so a configured one that disagrees is an error rather
 /// than an override.
 pub fn target_from_secret(config: &Config, document: &SecretDocument) -> Result<(Target, Credential), Failure> {
-    let input = |err: dbcreds_core::InputError| secret_input_failure(err.within("secret."));
+    let input = secret_input_failure;
     let family = document.engine().map_err(input)?.family();
     if let Some(configured) = config.engine.filter(|configured| *configured != family) {
         return Err(Failure::new(Phase::ReadSecret, ErrorClass::Input, format!("{ENGINE} is {configured} but the secret's engine is {family}"))
@@ -577,6 +580,7 @@ mod tests {
         let cloud = FakeCloud { secret: Some(format!("not json {PASSWORD}")), ..Default::default() };
         let (response, _) = run_with(cloud, &[arn], json!({})).await;
         assert_eq!(response["diagnostics"]["failure"]["class"], "input");
+        assert!(response["diagnostics"]["failure"]["message"].as_str().unwrap().starts_with("secret: is not valid JSON"), "{response}");
     }
 
     #[tokio::test]
