@@ -23,7 +23,7 @@ pub const ADMIN_USER: &str = "root";
 /// How long a start or restart (including InnoDB crash recovery) may take before the test fails.
 const READY_LIMIT: Duration = Duration::from_secs(60);
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
-const ADMIN_CONNECT_LIMIT: Duration = Duration::from_secs(30);
+const CONNECT_LIMIT: Duration = Duration::from_secs(30);
 
 /// Storage sizes shared by `mariadb-install-db` and every server start (InnoDB refuses a data
 /// file path that differs from the one it was created with). Small on purpose: the defaults
@@ -185,13 +185,25 @@ impl MariaDb {
     /// Runs SQL as the admin over TLS trusting only `ca_pem` (or plaintext with `None`): the
     /// way to prove that the wrong CA or a plaintext client is refused.
     pub async fn query_as_admin_trusting(&self, ca_pem: Option<&[u8]>, sql: &str) -> Result<Rows, String> {
+        self.query_as_trusting(ca_pem, ADMIN_USER, &self.admin_password, sql).await
+    }
+
+    /// Logs in as `user` with the driver directly (verify-full with the test CA; plaintext when
+    /// the server has TLS off) and runs SQL: an independent check of what the code under test
+    /// did to an account.
+    pub async fn query_as(&self, user: &str, password: &str, sql: &str) -> Result<Rows, String> {
+        let ca = (self.options.tls != TlsMode::Off).then(|| self.ca_pem());
+        self.query_as_trusting(ca, user, password, sql).await
+    }
+
+    async fn query_as_trusting(&self, ca_pem: Option<&[u8]>, user: &str, password: &str, sql: &str) -> Result<Rows, String> {
         tls_client::install_crypto_provider();
         let ssl = ca_pem.map(|pem| mysql_async::SslOpts::default().with_root_certs(vec![pem.to_vec().into()]).with_disable_built_in_roots(true));
         let opts = mysql_async::OptsBuilder::default()
             .ip_or_hostname(self.host())
             .tcp_port(self.port)
-            .user(Some(ADMIN_USER))
-            .pass(Some(self.admin_password.clone()))
+            .user(Some(user))
+            .pass(Some(password))
             // By default the driver switches to the unix socket when it talks to localhost,
             // which would bypass TLS entirely.
             .prefer_socket(false)
@@ -202,7 +214,7 @@ impl MariaDb {
             let _ = conn.disconnect().await;
             rows
         };
-        tokio::time::timeout(ADMIN_CONNECT_LIMIT, work).await.map_err(|_| format!("no answer from MariaDB on port {} within {ADMIN_CONNECT_LIMIT:?}", self.port))?
+        tokio::time::timeout(CONNECT_LIMIT, work).await.map_err(|_| format!("no answer from MariaDB on port {} within {CONNECT_LIMIT:?}", self.port))?
     }
 
     fn log_path(&self) -> PathBuf {

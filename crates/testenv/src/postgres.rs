@@ -26,7 +26,7 @@ pub const ADMIN_DATABASE: &str = "postgres";
 
 const READY_LIMIT: Duration = Duration::from_secs(60);
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
-const ADMIN_CONNECT_LIMIT: Duration = Duration::from_secs(30);
+const CONNECT_LIMIT: Duration = Duration::from_secs(30);
 
 /// The installed PostgreSQL programs.
 struct Binaries {
@@ -202,8 +202,20 @@ impl Postgres {
     /// Runs SQL as the superuser over TLS trusting only `ca_pem` (or plaintext with `None`): the
     /// way to prove that the wrong CA or a plaintext client is refused.
     pub async fn query_as_admin_trusting(&self, ca_pem: Option<&[u8]>, database: &str, sql: &str) -> Result<Rows, String> {
+        self.query_as_trusting(ca_pem, ADMIN_USER, &self.admin_password, database, sql).await
+    }
+
+    /// Logs in as `user` with the driver directly (verify-full with the test CA; plaintext when
+    /// the server has TLS off) and runs SQL: an independent check of what the code under test
+    /// did to an account.
+    pub async fn query_as(&self, user: &str, password: &str, database: &str, sql: &str) -> Result<Rows, String> {
+        let ca = (self.options.tls != TlsMode::Off).then(|| self.ca_pem());
+        self.query_as_trusting(ca, user, password, database, sql).await
+    }
+
+    async fn query_as_trusting(&self, ca_pem: Option<&[u8]>, user: &str, password: &str, database: &str, sql: &str) -> Result<Rows, String> {
         let mut config = tokio_postgres::Config::new();
-        config.host(self.host()).port(self.port).user(ADMIN_USER).password(self.admin_password.as_str()).dbname(database).connect_timeout(ADMIN_CONNECT_LIMIT);
+        config.host(self.host()).port(self.port).user(user).password(password).dbname(database).connect_timeout(CONNECT_LIMIT);
         let work = async {
             let client = match ca_pem {
                 Some(pem) => {
@@ -223,7 +235,7 @@ impl Postgres {
             let messages = client.simple_query(sql).await.map_err(|err| error_chain(&err))?;
             Ok(text_rows(messages))
         };
-        tokio::time::timeout(ADMIN_CONNECT_LIMIT, work).await.map_err(|_| format!("no answer from PostgreSQL on port {} within {ADMIN_CONNECT_LIMIT:?}", self.port))?
+        tokio::time::timeout(CONNECT_LIMIT, work).await.map_err(|_| format!("no answer from PostgreSQL on port {} within {CONNECT_LIMIT:?}", self.port))?
     }
 
     fn log_path(&self) -> PathBuf {

@@ -28,10 +28,10 @@ async fn anonymous_users_are_gone_and_root_has_a_password() {
     assert_eq!(accounts, vec![vec![Some("root".into()), Some("%".into())], vec![Some("root".into()), Some("localhost".into())]]);
     // A user created as '%' logs in from 127.0.0.1: nothing more specific shadows it.
     server.admin_exec("CREATE USER 'app'@'%' IDENTIFIED BY 'app-password'; GRANT USAGE ON *.* TO 'app'@'%'").await;
-    let pool = mysql_async::Opts::from_url(&format!("mysql://app:app-password@127.0.0.1:{}", server.port())).unwrap();
-    let mut conn = mysql_async::Conn::new(mysql_async::OptsBuilder::from_opts(pool).prefer_socket(false)).await.expect("app login over plaintext (TLS not required)");
-    let who: Option<String> = mysql_async::prelude::Queryable::query_first(&mut conn, "SELECT CURRENT_USER()").await.unwrap();
-    assert_eq!(who.as_deref(), Some("app@%"));
+    let who = server.query_as("app", "app-password", "SELECT CURRENT_USER()").await.expect("app logs in from 127.0.0.1");
+    assert_eq!(who, vec![vec![Some("app@%".into())]]);
+    let refused = server.query_as("app", "wrong-password", "SELECT 1").await.expect_err("a wrong password is refused");
+    assert!(refused.contains("Access denied"), "unexpected error: {refused}");
 }
 
 #[tokio::test]

@@ -32,6 +32,16 @@ async fn the_admin_password_is_required_over_tcp() {
 }
 
 #[tokio::test]
+async fn query_as_logs_in_as_another_role_over_verified_tls() {
+    let server = Postgres::start(ServerOptions::default()).await;
+    server.admin_exec("CREATE ROLE app LOGIN PASSWORD 'app-password'").await;
+    let rows = server.query_as("app", "app-password", "postgres", "SELECT current_user, ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()").await.expect("app logs in");
+    assert_eq!(rows, vec![vec![Some("app".into()), Some("t".into())]]);
+    let refused = server.query_as("app", "wrong-password", "postgres", "SELECT 1").await.expect_err("a wrong password is refused");
+    assert!(refused.contains("password authentication failed"), "unexpected error: {refused}");
+}
+
+#[tokio::test]
 async fn a_client_trusting_another_ca_is_refused() {
     let server = Postgres::start(ServerOptions::default()).await;
     let error = server.query_as_admin_trusting(Some(server.unrelated_ca_pem()), "postgres", "SELECT 1").await.expect_err("the unrelated CA must not verify the server");
