@@ -67,7 +67,65 @@ fn diagnostic(err: &RotationError) -> Diagnostic {
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     dbcreds_runtime::init_logging();
+    let args: Vec<String> = std::env::args().skip(1).collect();
     let function = cold_start().await;
+    if !args.is_empty() {
+        return local::run(&function, &args).await;
+    }
     let function = &function;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| handle(function, event))).await
+}
+
+/// Outside Lambda: `rotator --step createSecret --secret-id ID --token VERSION_ID` (or
+/// `rotator --event events/rotator/createSecret.json`) runs one step the way an invocation
+/// would, with a 30 s budget, prints the response, and exits non-zero on failure. For running
+/// a rotation by hand against moto or a real account (docs/rotator.md).
+mod local {
+    use super::*;
+
+    const USAGE: &str = "usage: rotator --step <createSecret|setSecret|testSecret|finishSecret> --secret-id <arn> --token <version id> [--rotation-token <token>]\n       rotator --event <event.json>\nwithout arguments it runs as a Lambda function";
+
+    pub async fn run(function: &Result<Function, RotationError>, args: &[String]) -> Result<(), Error> {
+        let payload = match parse(args) {
+            Ok(payload) => payload,
+            Err(problem) => {
+                eprintln!("{problem}\n{USAGE}");
+                std::process::exit(2);
+            }
+        };
+        let deadline_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0) + 30_000;
+        let mut context = lambda_runtime::Context::default();
+        context.deadline = deadline_ms;
+        match handle(function, LambdaEvent::new(payload, context)).await {
+            Ok(response) => {
+                println!("{response}");
+                Ok(())
+            }
+            Err(diagnostic) => {
+                eprintln!("{}: {}", diagnostic.error_type, diagnostic.error_message);
+                std::process::exit(1);
+            }
+        }
+    }
+
+    fn parse(args: &[String]) -> Result<Value, String> {
+        let mut fields = serde_json::Map::new();
+        let mut args = args.iter();
+        while let Some(flag) = args.next() {
+            let mut value = || args.next().cloned().ok_or_else(|| format!("{flag} needs a value"));
+            match flag.as_str() {
+                "--event" => {
+                    let path = value()?;
+                    let text = std::fs::read_to_string(&path).map_err(|err| format!("cannot read {path}: {err}"))?;
+                    return serde_json::from_str(&text).map_err(|err| format!("{path} is not JSON: {err}"));
+                }
+                "--step" => fields.insert("Step".into(), Value::String(value()?)),
+                "--secret-id" => fields.insert("SecretId".into(), Value::String(value()?)),
+                "--token" => fields.insert("ClientRequestToken".into(), Value::String(value()?)),
+                "--rotation-token" => fields.insert("RotationToken".into(), Value::String(value()?)),
+                other => return Err(format!("unknown argument {}", dbcreds_core::sanitize::for_log(other))),
+            };
+        }
+        Ok(Value::Object(fields))
+    }
 }
