@@ -164,8 +164,8 @@ pub async fn answer(event: &Value, budget: Budget, sender: &ResponseSender, reso
     let span = tracing::info_span!(
         "custom_resource",
         request_type = %request.request_type,
-        logical_resource_id = %for_log(&request.logical_resource_id),
-        request_id = %for_log(&request.request_id),
+        logical_resource_id = %dbcreds_core::sanitize::field(&request.logical_resource_id),
+        request_id = %dbcreds_core::sanitize::field(&request.request_id),
     );
     Ok(handle_request(request, budget, sender, resource, started).instrument(span).await)
 }
