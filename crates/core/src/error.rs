@@ -71,7 +71,7 @@ impl ErrorClass {
             ErrorClass::Dns => "check the host name, the VPC's DNS resolution settings, and for a cross-account proxy endpoint that it is shared to this account",
             ErrorClass::TcpTimeout => "packets are dropped: check the database security group allows the function's security group on the database port, the NACLs, and the route tables",
             ErrorClass::ConnectionRefused => "nothing listens there: check the port, and that the database or proxy is available",
-            ErrorClass::TlsVerification => "the server certificate did not verify: set DB_CA_BUNDLE to a PEM bundle holding the server's CA (for RDS, the RDS global bundle), and connect with the endpoint name the certificate carries",
+            ErrorClass::TlsVerification => "the server certificate did not verify: connect with the endpoint name the certificate carries (not an IP or a CNAME), and for a CA other than the system roots and the built-in RDS CAs set DB_CA_BUNDLE to a PEM bundle holding it",
             ErrorClass::TlsUnavailable => "the server does not offer TLS: enable TLS on the server; only a secret with \"ssl\": false allows plaintext",
             ErrorClass::Authentication => "the server refused the credentials: check the user exists and the password or token is current; for IAM, check the rds-db:connect ARN (DbiResourceId or prx- id and user name), that the user is IAM-enabled, and that the token's host, port and region match",
             ErrorClass::Permission => "the user lacks a privilege: check its grants",

@@ -38,7 +38,8 @@ impl TlsPolicy {
     }
 }
 
-pub(crate) fn json_type(value: &Value) -> &'static str {
+/// How a JSON value's type reads in an error message ("a number", "an array").
+pub fn json_type(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",
