@@ -31,6 +31,7 @@
 //! # }
 //! ```
 
+mod database_server;
 mod executables;
 pub mod lambda;
 mod mariadb;
@@ -48,10 +49,11 @@ mod template;
 pub mod tls_client;
 
 pub use lambda::{Invocation, InvocationTimings, LambdaFunction, Outcome, binary_path};
-pub use mariadb::MariaDb;
+pub use database_server::{DatabaseServer, Engine, Login};
+pub use mariadb::{MariaDb, MariaDbEngine};
 pub use moto::Moto;
 pub use options::{ServerOptions, TlsMode};
-pub use postgres::Postgres;
+pub use postgres::{Postgres, PostgresEngine};
 pub use server_process::StartTimings;
 
 /// Query results as text: one `Vec` per row, `None` for SQL NULL.
