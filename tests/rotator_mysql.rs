@@ -61,36 +61,13 @@ async fn single_user_rotations_for_every_mysql_engine_name() {
         let user = format!("single{i}");
         create_user(&db, &user, "Initial-pw-1").await;
         let arn = harness.create_secret(&format!("app/{engine}/single"), &document(&db, engine, &user, "Initial-pw-1")).await;
-        let (mut old_version, mut old) = harness.current(&arn).await;
+        let mut old = harness.current(&arn).await;
         for n in 0..3 {
             let what = format!("{engine} rotation {n}");
-            let token = if i == 0 && n == 0 {
-                // Secrets Manager may call any step again: every step twice in a row.
-                let (token, outcomes) = rotate_repeating(&harness, &mut function, &arn).await;
-                let expected = [("created", "already_created"), ("password_changed", "already_set"), ("tested", "tested"), ("finished", "already_current")];
-                let expected: Vec<(String, String)> = expected.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
-                assert_eq!(outcomes, expected);
-                token
-            } else {
-                let (token, calls) = rotate(&harness, &mut function, &arn).await;
-                // 4 DescribeSecret, 1 PutSecretValue, 2 UpdateSecretVersionStage, and the probe
-                // of the pending version; AWSCURRENT's value is read once per process (the
-                // version cache serves it after that, as it serves every other read).
-                let budget = if n == 0 { 9 } else { 8 };
-                assert!(calls <= budget, "{what}: {calls} Secrets Manager calls for a four-step rotation, over {budget}");
-                token
-            };
-            assert_finished(&harness, &arn, &token, &old_version).await;
-            let (_, current) = harness.current(&arn).await;
-            harness.assert_logs_in(&current, &what).await;
-            harness.assert_refused(&old, &what).await;
-            assert_eq!(current["username"], json!(user), "{what}");
-            assert_eq!(current["team"], json!({"owner": "payments"}), "{what}: unknown keys survive");
+            let (token, current) = checked_single_user_rotation(&harness, &mut function, &arn, &old, i == 0 && n == 0, single_user_budget(n == 0), &what).await;
             assert_eq!(current["port"], json!(db.port()), "{what}: the port keeps its JSON type");
-            let password = current["password"].as_str().unwrap();
-            assert_eq!(password.len(), 32, "{what}");
-            assert!(!password.contains(['/', '@', '"', '\'', '\\']), "{what}: AWS's MySQL exclusions");
-            (old_version, old) = (token, current);
+            assert!(!current["password"].as_str().unwrap().contains(['/', '@', '"', '\'', '\\']), "{what}: AWS's MySQL exclusions");
+            old = (token, current);
         }
     }
 }
@@ -222,21 +199,10 @@ async fn hostile_inputs_are_refused_and_change_nothing() {
     let master_arn = harness.create_secret("rds/master-hostile", &master).await;
     let mut single = harness.function("single-user", &[]).await;
     let mut alternating = harness.function("alternating-users", &[]).await;
-    let good = {
-        let mut doc = document(&db, "mysql", "victim", "Initial-pw-1");
-        doc["masterarn"] = json!(master_arn);
-        doc
-    };
-    let with = |key: &str, value: Value| {
-        let mut doc = good.clone();
-        doc[key] = value;
-        doc
-    };
-    let without = |key: &str| {
-        let mut doc = good.clone();
-        doc.as_object_mut().unwrap().remove(key);
-        doc
-    };
+    let mut good = document(&db, "mysql", "victim", "Initial-pw-1");
+    good["masterarn"] = json!(master_arn);
+    let with = |key: &str, value: Value| with_key(&good, key, value);
+    let without = |key: &str| without_key(&good, key);
     // (name, document, alternating?, what the createSecret error must name)
     let cases: Vec<(&str, Value, bool, &str)> = vec![
         ("quote", with("username", json!("victim' OR '1'='1")), false, "AWSCURRENT.username"),
@@ -255,19 +221,8 @@ async fn hostile_inputs_are_refused_and_change_nothing() {
     ];
     let accounts_before = accounts(&db).await;
     for (name, doc, is_alternating, field) in cases {
-        let arn = harness.create_secret(&format!("hostile/{name}"), &doc).await;
-        let token = new_token();
-        harness.start_rotation(&arn, &token).await;
-        let before = harness.snapshot(&arn).await;
         let function = if is_alternating { &mut alternating } else { &mut single };
-        let (error_type, message) = fails(function, "createSecret", &arn, &token).await;
-        assert_eq!(error_type, "dbcreds.input", "{name}: {message}");
-        assert!(message.contains(field), "{name}: the error must name {field}: {message}");
-        assert!(!message.contains("Initial-pw-1"), "{name}: a password in an error: {message}");
-        for step in ["setSecret", "testSecret", "finishSecret"] {
-            fails(function, step, &arn, &token).await;
-        }
-        assert_eq!(harness.snapshot(&arn).await, before, "{name}: the secret changed");
+        refused_at_create(&harness, function, name, &doc, field).await;
         assert_eq!(accounts(&db).await, accounts_before, "{name}: the database changed");
     }
 
@@ -330,6 +285,19 @@ async fn hostile_inputs_are_refused_and_change_nothing() {
     let invocation = single.invoke(json!({"Step": "createSecret", "SecretId": arn}), TIMEOUT).await;
     let (_, message) = invocation.expect_err();
     assert!(message.contains("ClientRequestToken"), "{message}");
+    // Log injection: a hostile SecretId and Step cannot forge a log line or a terminal escape.
+    let forged = "x\n{\"level\":\"INFO\",\"message\":\"rotation step succeeded\",\"forged\":true}\u{1b}[2J";
+    let invocation = single.invoke(json!({"Step": forged, "SecretId": forged, "ClientRequestToken": other}), TIMEOUT).await;
+    let logs = invocation.logs.clone();
+    let (error_type, message) = invocation.expect_err();
+    assert_eq!(error_type, "dbcreds.input");
+    assert!(!message.contains('\n') && !message.contains('\u{1b}'), "{message}");
+    assert_eq!(logged_calls(&logs), 0, "nothing was called");
+    for line in logs.lines().filter(|l| !l.trim().is_empty()) {
+        let line: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}"));
+        assert!(line.get("forged").is_none(), "a forged line: {line}");
+    }
+    assert!(!logs.contains('\u{1b}'), "a terminal escape reached the log");
     assert_eq!(harness.snapshot(&arn).await, before);
 }
 

@@ -249,3 +249,73 @@ pub async fn assert_finished(harness: &Harness, arn: &str, token: &str, old_curr
     assert!(stages.values().all(|s| !s.iter().any(|x| x == "AWSPENDING")), "AWSPENDING left behind: {stages:?}");
     assert!(stages.get(old_current).is_some_and(|s| s.iter().any(|x| x == "AWSPREVIOUS")), "{stages:?}");
 }
+
+/// One single-user rotation, checked the same way for every engine: the token is AWSCURRENT and
+/// nothing is left pending, the new password logs in and the old one is refused, the user and
+/// unknown keys are kept, and the Secrets Manager calls stay within `budget`. With `repeat`,
+/// every step runs twice in a row (as a retrying service may) with the expected outcomes.
+/// Returns the new version and document.
+pub async fn checked_single_user_rotation(harness: &Harness, function: &mut LambdaFunction, arn: &str, old: &(String, Value), repeat: bool, budget: u64, what: &str) -> (String, Value) {
+    let token = if repeat {
+        let (token, outcomes) = rotate_repeating(harness, function, arn).await;
+        let expected = [("created", "already_created"), ("password_changed", "already_set"), ("tested", "tested"), ("finished", "already_current")];
+        let expected: Vec<(String, String)> = expected.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
+        assert_eq!(outcomes, expected, "{what}");
+        token
+    } else {
+        let (token, calls) = rotate(harness, function, arn).await;
+        assert!(calls <= budget, "{what}: {calls} Secrets Manager calls for a four-step rotation, over {budget}");
+        token
+    };
+    assert_finished(harness, arn, &token, &old.0).await;
+    let (_, current) = harness.current(arn).await;
+    harness.assert_logs_in(&current, what).await;
+    harness.assert_refused(&old.1, what).await;
+    assert_eq!(current["username"], old.1["username"], "{what}");
+    for (key, value) in old.1.as_object().unwrap() {
+        if key != "password" {
+            assert_eq!(&current[key], value, "{what}: {key} is kept as written");
+        }
+    }
+    assert_eq!(current["password"].as_str().unwrap().len(), 32, "{what}");
+    (token, current)
+}
+
+/// The Secrets Manager calls a single-user rotation may make: 4 DescribeSecret, 1 PutSecretValue,
+/// 2 UpdateSecretVersionStage and the probe of the pending version; AWSCURRENT's value is read
+/// once per process, then the version cache serves it as it serves every other read.
+pub fn single_user_budget(first_rotation_of_the_secret: bool) -> u64 {
+    if first_rotation_of_the_secret { 9 } else { 8 }
+}
+
+pub fn with_key(document: &Value, key: &str, value: Value) -> Value {
+    let mut document = document.clone();
+    document[key] = value;
+    document
+}
+
+pub fn without_key(document: &Value, key: &str) -> Value {
+    let mut document = document.clone();
+    document.as_object_mut().unwrap().remove(key);
+    document
+}
+
+/// A hostile or incomplete secret: createSecret fails as `input` naming `field`, no password
+/// appears in the error, every other step fails too, and the secret is unchanged. The caller
+/// checks the database.
+pub async fn refused_at_create(harness: &Harness, function: &mut LambdaFunction, name: &str, document: &Value, field: &str) {
+    let arn = harness.create_secret(&format!("hostile/{name}"), document).await;
+    let token = new_token();
+    harness.start_rotation(&arn, &token).await;
+    let before = harness.snapshot(&arn).await;
+    let (error_type, message) = fails(function, "createSecret", &arn, &token).await;
+    assert_eq!(error_type, "dbcreds.input", "{name}: {message}");
+    assert!(message.contains(field), "{name}: the error must name {field}: {message}");
+    if let Some(password) = document["password"].as_str() {
+        assert!(!message.contains(password), "{name}: a password in an error: {message}");
+    }
+    for step in ["setSecret", "testSecret", "finishSecret"] {
+        fails(function, step, &arn, &token).await;
+    }
+    assert_eq!(harness.snapshot(&arn).await, before, "{name}: the secret changed");
+}

@@ -157,6 +157,21 @@ mod tests {
     }
 
     #[test]
+    fn the_sample_events_parse() {
+        let samples = [
+            (include_str!("../../../events/rotator/createSecret.json"), Step::CreateSecret),
+            (include_str!("../../../events/rotator/setSecret.json"), Step::SetSecret),
+            (include_str!("../../../events/rotator/testSecret.json"), Step::TestSecret),
+            (include_str!("../../../events/rotator/finishSecret.json"), Step::FinishSecret),
+            (include_str!("../../../events/rotator/createSecret-cross-account.json"), Step::CreateSecret),
+        ];
+        for (text, step) in samples {
+            let event = RotationEvent::from_json(&serde_json::from_str(text).unwrap()).unwrap();
+            assert_eq!(event.step, step);
+        }
+    }
+
+    #[test]
     fn a_hostile_step_is_sanitised_in_the_error() {
         let err = RotationEvent::from_json(&json!({"Step": "x\n{\"level\":\"INFO\"}", "SecretId": "s", "ClientRequestToken": TOKEN})).unwrap_err();
         assert!(!err.to_string().contains('\n'), "{err}");

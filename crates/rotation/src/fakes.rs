@@ -222,6 +222,8 @@ pub struct FakeDatabases {
     pub logins: Mutex<Vec<(String, bool)>>,
     /// When set, logins to this host fail with this class (TLS, network).
     pub broken: Mutex<Option<ErrorClass>>,
+    /// Users whose password is accepted but who may not use the database (MySQL 1044).
+    pub no_access: Mutex<Vec<String>>,
 }
 
 fn endpoint(document: &SecretDocument) -> String {
@@ -254,6 +256,9 @@ impl FakeDatabases {
         let server = servers.get(&key).ok_or_else(|| DbError::new(ErrorClass::ConnectionRefused, format!("nothing listens at {key}")))?;
         let ok = server.users.get(&user).is_some_and(|p| p == document.password().unwrap().expose());
         self.logins.lock().unwrap().push((user.clone(), ok));
+        if ok && self.no_access.lock().unwrap().contains(&user) {
+            return Err(DbError::new(ErrorClass::Permission, format!("{user} may not use the database")));
+        }
         if ok { Ok((key, user)) } else { Err(DbError::new(ErrorClass::Authentication, format!("access denied for {user}"))) }
     }
 }
@@ -284,6 +289,7 @@ impl Databases for FakeDatabases {
             return Err(DbError::new(ErrorClass::Sql, "the source user does not exist"));
         }
         server.users.insert(target.to_owned(), password.expose().to_owned());
+        self.no_access.lock().unwrap().retain(|u| u != target);
         server.mirrors.push((target.to_owned(), source.to_owned()));
         if std::mem::take(&mut *self.interrupt_next_mirror.lock().unwrap()) {
             server.grants_in_step.retain(|u| u != target);

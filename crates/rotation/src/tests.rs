@@ -561,6 +561,24 @@ async fn alternating_interrupted_mirror_converges_on_the_rerun() {
 }
 
 #[tokio::test]
+async fn alternating_converges_a_clone_that_has_its_password_but_no_grants() {
+    let world = World::new("mysql", Strategy::AlternatingUsers);
+    let t = token(1);
+    world.start_rotation(&t);
+    world.ok(Step::CreateSecret, &t).await;
+    // A crash after the clone's password, before its grants: it authenticates, then is refused
+    // the database (permission). That must not stop the step.
+    let pending = world.document(&t);
+    world.dbs.servers.lock().unwrap().get_mut(&world.host_port()).unwrap().users.insert("app_clone".into(), pending["password"].as_str().unwrap().into());
+    world.dbs.no_access.lock().unwrap().push("app_clone".into());
+    match world.ok(Step::SetSecret, &t).await {
+        Outcome::Mirrored { pending_already_logged_in, .. } => assert!(pending_already_logged_in),
+        other => panic!("{other}"),
+    }
+    assert_eq!(world.ok(Step::TestSecret, &t).await, Outcome::Tested);
+}
+
+#[tokio::test]
 async fn alternating_with_an_rds_managed_master_finds_the_host_through_rds() {
     let mut world = World::new("postgres", Strategy::AlternatingUsers);
     let instance = "arn:aws:rds:eu-west-1:111122223333:db:prod";
