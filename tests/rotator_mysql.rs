@@ -140,9 +140,15 @@ async fn interrupted_and_failed_steps_converge_when_run_again() {
     assert_eq!(error_type, "dbcreds.deadline", "{message}");
     assert!(message.contains("retry"), "{message}");
     assert_eq!(harness.snapshot(&arn).await, before);
-    ok(&mut single, "createSecret", &arn, &token).await;
 
-    // 2. The database goes away during setSecret: a retryable failure, nothing changed; the
+    // 2. A crash right after createSecret's PutSecretValue: the pending version has its value,
+    //    the function never answered. The rerun keeps that value.
+    let written = with_key(&initial, "password", json!("Crash-written-pw-1"));
+    harness.sm.put_secret_value().secret_id(&arn).client_request_token(&token).secret_string(written.to_string()).version_stages("AWSPENDING").send().await.unwrap();
+    assert_eq!(ok(&mut single, "createSecret", &arn, &token).await.0, "already_created");
+    assert_eq!(harness.value(&arn, &token).await, written, "createSecret never replaces a pending value");
+
+    // 3. The database goes away during setSecret: a retryable failure, nothing changed; the
     //    retry after it comes back converges.
     db.stop().await;
     let before = harness.snapshot(&arn).await;
@@ -153,21 +159,21 @@ async fn interrupted_and_failed_steps_converge_when_run_again() {
     db.restart().await;
     harness.assert_logs_in(&initial, "after the outage").await;
 
-    // 3. A crash right after the password DDL: the password is the pending one, the function
+    // 4. A crash right after the password DDL: the password is the pending one, the function
     //    never answered. The rerun finds the pending credentials working.
     let pending = harness.value(&arn, &token).await;
     db.admin_exec(&format!("ALTER USER 'crashy'@'%' IDENTIFIED BY '{}'", pending["password"].as_str().unwrap())).await;
     assert_eq!(ok(&mut single, "setSecret", &arn, &token).await.0, "already_set");
     ok(&mut single, "testSecret", &arn, &token).await;
 
-    // 4. A crash between finishSecret's two calls: AWSCURRENT moved, AWSPENDING still there.
+    // 5. A crash between finishSecret's two calls: AWSCURRENT moved, AWSPENDING still there.
     harness.sm.update_secret_version_stage().secret_id(&arn).version_stage("AWSCURRENT").move_to_version_id(&token).remove_from_version_id(&v0).send().await.unwrap();
     assert_eq!(ok(&mut single, "finishSecret", &arn, &token).await.0, "pending_cleared");
     assert_finished(&harness, &arn, &token, &v0).await;
     harness.assert_logs_in(&pending, "after the interrupted rotation").await;
     harness.assert_refused(&initial, "after the interrupted rotation").await;
 
-    // 5. Alternating users, a crash in the middle of the mirror: the clone exists with the
+    // 6. Alternating users, a crash in the middle of the mirror: the clone exists with the
     //    pending password but none of the grants. The rerun still converges the grants.
     let master = json!({"engine": "mysql", "host": db.host(), "port": db.port(), "username": db.admin_user(), "password": db.admin_password()});
     let master_arn = harness.create_secret("rds/master-crash", &master).await;
