@@ -38,7 +38,7 @@ use tokio::time::Instant;
 
 /// How long a master connection is retried when the database refuses or drops it (a database
 /// that is rebooting or still warming up), at most half of the invocation's remaining time.
-const CONNECT_PATIENCE: Duration = Duration::from_secs(20);
+const CONNECT_PATIENCE: Duration = Duration::from_secs(10);
 /// A single login check (each password user proves it can log in).
 const LOGIN_CHECK_TIME: Duration = Duration::from_secs(15);
 
@@ -325,20 +325,21 @@ async fn provision(
 }
 
 async fn ensure_user(session: &mut dyn AdminSession, target: &Target, user: &ResolvedUser) -> Result<()> {
-    let doing = |what: &str| format!("{what} {} ({})", for_log(&user.username), user.spec.path().trim_end_matches('.'));
+    let entry = user.spec.path();
+    let entry = entry.trim_end_matches('.');
     let auth = match (&user.secret, user.authentication()) {
         (Some(secret), Authentication::Password) => NewUserAuth::Password(secret.document.password()?),
         _ => NewUserAuth::Iam,
     };
-    let created = session.create_user(&user.username, auth).await.map_err(|e| ProvisionError::from(e).context(&doing("creating user")))?;
+    let created = session.create_user(&user.username, auth).await.map_err(|e| ProvisionError::from(e).context(entry))?;
     for name in user.names() {
-        if name != user.username && !session.user_exists(&name).await.map_err(|e| ProvisionError::from(e).context(&doing("looking up the clone of")))? {
+        if name != user.username && !session.user_exists(&name).await.map_err(|e| ProvisionError::from(e).context(&format!("{entry}: looking up the clone")))? {
             continue;
         }
         let changes = session
             .apply_privileges(&name, target.database(), &user.privileges)
             .await
-            .map_err(|e| ProvisionError::from(e).context(&format!("granting privileges to {} on {}", for_log(&name), for_log(target.database()))))?;
+            .map_err(|e| ProvisionError::from(e).context(&format!("{entry}: granting privileges to {} on {}", for_log(&name), for_log(target.database()))))?;
         tracing::info!(step = "grant", user = %name, created = created && name == user.username, changes = changes.len(), detail = ?changes, "user has exactly its privileges");
     }
     Ok(())
