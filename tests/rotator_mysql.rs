@@ -232,6 +232,21 @@ async fn hostile_inputs_are_refused_and_change_nothing() {
         assert_eq!(accounts(&db).await, accounts_before, "{name}: the database changed");
     }
 
+    // Alternating users whose current password no longer logs in: the master is not used for
+    // them (the confused-deputy guard), no clone appears.
+    create_user(&db, "deputy", "Initial-pw-1").await;
+    let arn = harness.create_secret("hostile/deputy", &with_key(&with("username", json!("deputy")), "password", json!("Not-the-password-1"))).await;
+    let token = new_token();
+    harness.start_rotation(&arn, &token).await;
+    ok(&mut alternating, "createSecret", &arn, &token).await;
+    let accounts_now = accounts(&db).await;
+    let before = harness.snapshot(&arn).await;
+    let (error_type, message) = fails(&mut alternating, "setSecret", &arn, &token).await;
+    assert_eq!(error_type, "dbcreds.authentication", "{message}");
+    assert!(message.contains("confused-deputy"), "{message}");
+    assert_eq!(harness.snapshot(&arn).await, before);
+    assert_eq!(accounts(&db).await, accounts_now, "no clone was made");
+
     // An engine that names the other protocol: createSecret has nothing to check against the
     // server, setSecret fails before any DDL, and nothing changes from there on.
     let arn = harness.create_secret("hostile/protocol", &with("engine", json!("postgres"))).await;
@@ -244,7 +259,7 @@ async fn hostile_inputs_are_refused_and_change_nothing() {
         assert_ne!(error_type, "dbcreds.authentication", "{step}: a protocol mismatch is not a password problem: {message}");
     }
     assert_eq!(harness.snapshot(&arn).await, before);
-    assert_eq!(accounts(&db).await, accounts_before);
+    assert_eq!(accounts(&db).await, accounts_now);
 
     // Rotation disabled on the secret.
     let arn = harness.create_secret("hostile/disabled", &good).await;

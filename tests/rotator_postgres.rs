@@ -220,6 +220,26 @@ async fn interrupted_and_failed_steps_converge_when_run_again() {
     harness.assert_logs_in(&current, "after the fallback").await;
     let log = single.logs();
     assert!(log.contains("logged in with AWSPREVIOUS"), "the fallback is in the log");
+
+    // 6. A malformed AWSPREVIOUS while AWSCURRENT is refused: a clear failure, not a crash, a
+    //    warning in the log, and nothing changed.
+    let (current_version, current) = harness.current(&arn).await;
+    let broken = new_token();
+    harness.sm.put_secret_value().secret_id(&arn).client_request_token(&broken).secret_string("{\"username\": 5").version_stages("AWSPREVIOUS").send().await.unwrap();
+    assert_eq!(harness.version_with(&arn, "AWSPREVIOUS").await.as_deref(), Some(broken.as_str()));
+    db.admin_exec("ALTER ROLE crashy PASSWORD 'Someone-else-1'").await;
+    let token = new_token();
+    harness.start_rotation(&arn, &token).await;
+    ok(&mut single, "createSecret", &arn, &token).await;
+    let before = (harness.snapshot(&arn).await, roles(&db).await);
+    let invocation = invoke(&mut single, "setSecret", &arn, &token).await;
+    let logs = invocation.logs.clone();
+    let (error_type, message) = invocation.expect_err();
+    assert_eq!(error_type, "dbcreds.authentication", "{message}");
+    assert!(message.contains("Unable to log into database with previous, current, or pending secret"), "{message}");
+    assert!(logs.contains("AWSPREVIOUS skipped"), "a warning says why AWSPREVIOUS was not tried:\n{logs}");
+    assert_eq!((harness.snapshot(&arn).await, roles(&db).await), before);
+    assert_eq!(harness.current(&arn).await, (current_version, current));
 }
 
 #[tokio::test]
