@@ -243,7 +243,7 @@ async fn an_rds_managed_master_secret_is_completed_from_its_rds_tag() {
     let server = Server::postgres().await;
     let harness = Harness::new().await;
     let mut function = harness.function(&server).await;
-    let clients = dbcreds_aws::AwsClients::from_sdk_config(harness.moto.sdk_config().await, None).expect("clients for moto");
+    let clients = dbcreds_aws::AwsClients::from_sdk_config(harness.sdk_config.clone(), None).expect("clients for moto");
 
     // RDS makes the master secret ({username, password} and the owner tag) with the instance.
     let instance = clients

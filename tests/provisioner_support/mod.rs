@@ -287,7 +287,10 @@ async fn postgres_as(server: &Postgres, user: &str, password: &str, database: &s
 // moto, the function and the protocol
 
 pub struct Harness {
-    pub moto: Moto,
+    /// The moto this harness started (None when it shares another's).
+    moto: Option<Moto>,
+    moto_env: Vec<(String, String)>,
+    pub sdk_config: aws_config::SdkConfig,
     pub sm: Client,
     pub recorder: ResponseRecorder,
     /// Every secret value written in this test (passwords above all): none may appear in a
@@ -345,14 +348,22 @@ pub fn unique(prefix: &str) -> String {
 impl Harness {
     pub async fn new() -> Harness {
         let moto = Moto::start().await;
-        let sm = Client::new(&moto.sdk_config().await);
+        let mut harness = Harness::sharing(&moto).await;
+        harness.moto = Some(moto);
+        harness
+    }
+
+    /// A harness on a moto someone else owns (the rotator's harness, in the rotation tests).
+    pub async fn sharing(moto: &Moto) -> Harness {
+        let sdk_config = moto.sdk_config().await;
+        let sm = Client::new(&sdk_config);
         let recorder = ResponseRecorder::start(Vec::new()).await.expect("a loopback port for the ResponseURL");
-        Harness { moto, sm, recorder, secrets_to_hide: Default::default() }
+        Harness { moto: None, moto_env: moto.env(), sdk_config, sm, recorder, secrets_to_hide: Default::default() }
     }
 
     /// A `provisioner` function: moto as every AWS endpoint, the server's CA as `DB_CA_BUNDLE`.
     pub async fn function(&self, server: &Server) -> LambdaFunction {
-        let mut env = self.moto.env();
+        let mut env = self.moto_env.clone();
         env.push(("DB_CA_BUNDLE".into(), server.ca_pem_path().display().to_string()));
         LambdaFunction::start(BINARY, env).await
     }

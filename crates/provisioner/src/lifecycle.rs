@@ -107,7 +107,7 @@ pub async fn update(request: &Request, env: &Env<'_>, ctx: &Context) -> Result<S
             }
             (_, Some((old_target, old_users))) if old_target.identity == target.identity => {
                 ctx.set_step("dropping the users removed from the list");
-                let removed: Vec<String> = all_names(old_users).into_iter().filter(|n| !wanted.contains(n)).collect();
+                let removed: Vec<Vec<String>> = groups(old_users).into_iter().map(|g| g.into_iter().filter(|n| !wanted.contains(n)).collect()).collect();
                 release(session.as_mut(), &target, &removed, Ownership::Unconditional, &BTreeSet::new()).await?;
             }
             (_, Some((old_target, old_users))) => {
@@ -194,7 +194,7 @@ async fn clean_abandoned(
     env: &Env<'_>,
     ctx: &Context,
 ) -> Result<()> {
-    let names: Vec<String> = all_names(old_users).into_iter().collect();
+    let names = groups(old_users);
     if abandoned.identity.same_server(&target.identity) {
         // The users the new list keeps are only moved off the abandoned database; the others go.
         return release(session, abandoned, &names, Ownership::Unconditional, wanted).await;
@@ -239,7 +239,7 @@ pub async fn delete(request: &Request, env: &Env<'_>, ctx: &Context) -> Result<S
             target.master.set_field(PORT, Value::from(issued.identity.port));
     }
     let users = users::resolve(&spec.users, &target, env.store, Purpose::Inspect).await.map_err(|e| e.into_failure(false))?;
-    let names = all_names(&users).into_iter().collect::<Vec<_>>();
+    let names = groups(&users);
     if names.is_empty() {
         return Ok(done());
     }
@@ -424,34 +424,46 @@ enum Ownership {
     IfHoldsPrivileges,
 }
 
-/// Drops (or, for `protect`ed names, only moves off `target`'s database) the named users.
-async fn release(session: &mut dyn AdminSession, target: &Target, names: &[String], ownership: Ownership, protect: &BTreeSet<String>) -> Result<()> {
+/// Drops the users of each group (an entry of `Users`: the user, and for alternating users its
+/// clone) or, for `protect`ed names, only moves them off `target`'s database. With
+/// [`Ownership::IfHoldsPrivileges`] a group is dropped when any of its users held privileges
+/// there (a PostgreSQL clone may hold them only through its base user).
+async fn release(session: &mut dyn AdminSession, target: &Target, groups: &[Vec<String>], ownership: Ownership, protect: &BTreeSet<String>) -> Result<()> {
     let database = target.database();
-    for name in names {
-        if *name == target.master_username {
-            tracing::warn!(step = "drop", user = %name, "is the master user: never dropped");
-            continue;
+    for group in groups {
+        let mut present = Vec::new();
+        for name in group {
+            if *name == target.master_username {
+                tracing::warn!(step = "drop", user = %name, "is the master user: never dropped");
+            } else if !session.user_exists(name).await.map_err(|e| ProvisionError::from(e).context(&format!("looking up user {}", for_log(name))))? {
+                tracing::info!(step = "drop", user = %name, "already gone");
+            } else if protect.contains(name) {
+                move_users(session, database, std::slice::from_ref(name)).await;
+            } else {
+                present.push(name.clone());
+            }
         }
-        if !session.user_exists(name).await.map_err(|e| ProvisionError::from(e).context(&format!("looking up user {}", for_log(name))))? {
-            tracing::info!(step = "drop", user = %name, "already gone");
-            continue;
-        }
-        if protect.contains(name) {
-            move_users(session, database, std::slice::from_ref(name)).await;
+        if present.is_empty() {
             continue;
         }
         if ownership == Ownership::IfHoldsPrivileges {
-            let revoked = session
-                .apply_privileges(name, database, &nothing())
-                .await
-                .map_err(|e| ProvisionError::from(e).context(&format!("revoking the privileges of {} on {}", for_log(name), for_log(database))))?;
-            if revoked.is_empty() {
-                tracing::warn!(step = "drop", user = %name, database = %database, "holds no privileges on the resource's database (another resource took it over, or they were removed by hand): left in place");
+            let mut held = false;
+            for name in &present {
+                let revoked = session
+                    .apply_privileges(name, database, &nothing())
+                    .await
+                    .map_err(|e| ProvisionError::from(e).context(&format!("revoking the privileges of {} on {}", for_log(name), for_log(database))))?;
+                held |= !revoked.is_empty();
+            }
+            if !held {
+                tracing::warn!(step = "drop", users = ?present, database = %database, "hold no privileges on the resource's database (another resource took them over, or they were removed by hand): left in place");
                 continue;
             }
         }
-        session.drop_user(name).await.map_err(|e| ProvisionError::from(e).context(&format!("dropping user {}", for_log(name))))?;
-        tracing::info!(step = "drop", user = %name, "user dropped");
+        for name in &present {
+            session.drop_user(name).await.map_err(|e| ProvisionError::from(e).context(&format!("dropping user {}", for_log(name))))?;
+            tracing::info!(step = "drop", user = %name, "user dropped");
+        }
     }
     Ok(())
 }
@@ -459,6 +471,11 @@ async fn release(session: &mut dyn AdminSession, target: &Target, names: &[Strin
 /// No privileges at all on a database: `apply_privileges` revokes whatever is there.
 fn nothing() -> PrivilegeSpec {
     PrivilegeSpec::List(Vec::new())
+}
+
+/// The database users of each entry.
+fn groups(users: &[ResolvedUser]) -> Vec<Vec<String>> {
+    users.iter().map(ResolvedUser::names).collect()
 }
 
 fn all_names(users: &[ResolvedUser]) -> BTreeSet<String> {
