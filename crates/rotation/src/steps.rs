@@ -1,14 +1,20 @@
 //! The four steps. Each is one function, commented with the cases it handles. Every step may run
 //! any number of times, or after a crash at any point, and converges:
 //! - createSecret writes the pending value once and never replaces it;
-//! - setSecret first checks whether the pending credentials already work;
+//! - setSecret first checks whether the pending credentials already work (alternating users still
+//!   run the idempotent mirror, see [`set_alternating`]);
 //! - testSecret only reads;
 //! - finishSecret moves AWSCURRENT first and then removes AWSPENDING, and a rerun after a crash
 //!   between the two finds the token AWSCURRENT and only removes AWSPENDING (in the preamble).
 //!
-//! Secrets Manager calls (issue 8 budget: at most 8 for a four-step rotation): each step makes
-//! one DescribeSecret (the preamble) and reads values by VersionId through the store, whose
-//! version cache answers repeated reads of the same version in a warm process without a call.
+//! Secrets Manager calls (issue 8's budget is 8 for a four-step rotation): each step makes one
+//! DescribeSecret (the preamble) and reads values by VersionId through the store, whose version
+//! cache answers repeated reads of the same version in a warm process without a call. A
+//! single-user rotation makes 8 calls when the process already holds AWSCURRENT's value, 9 when
+//! it must read it; the one call over AWS's bare minimum is createSecret's probe of the pending
+//! version, which is what lets it never replace a pending value without relying on
+//! PutSecretValue refusing a second value (moto, for one, overwrites). Alternating users add the
+//! master secret's read.
 
 use crate::config::Strategy;
 use crate::error::RotationError;
