@@ -2,7 +2,7 @@
 //! any number of times, or after a crash at any point, and converges:
 //! - createSecret writes the pending value once and never replaces it;
 //! - setSecret first checks whether the pending credentials already work (alternating users still
-//!   run the idempotent mirror, see [`set_alternating`]);
+//!   run the idempotent mirror, see `set_alternating`);
 //! - testSecret only reads;
 //! - finishSecret moves AWSCURRENT first and then removes AWSPENDING, and a rerun after a crash
 //!   between the two finds the token AWSCURRENT and only removes AWSPENDING (in the preamble).
