@@ -109,6 +109,10 @@ impl ServerProcess {
     /// memory.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
+            // Once reaped, its pid may already belong to another process: never signal that.
+            if child.try_wait().ok().flatten().is_some() {
+                return;
+            }
             let pid = child.id();
             signal_process(pid, libc::SIGSTOP);
             let children = children_of(pid);
