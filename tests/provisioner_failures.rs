@@ -207,9 +207,9 @@ async fn a_stuck_database_is_answered_failed_before_lambda_stops_the_function() 
     let (event, url) = harness.event("Create", &props, None, None);
     let answer = harness.deliver(&mut function, event, &url, Duration::from_secs(9)).await;
     assert!(matches!(answer.invocation.outcome, dbcreds_testenv::Outcome::Ok(_)), "answered before the timeout: {:?}", answer.invocation.outcome);
-    answer.expect_failed(&["connecting to the database as the master user"]);
-    let reason = answer.reason().to_ascii_lowercase();
-    assert!(reason.contains("deadline") || reason.contains("timed out"), "{reason}");
+    // The connection gives up at the work deadline and says so; the responder's own timer (for a
+    // handler that ignores its deadline) is tested in the custom-resource crate.
+    answer.expect_failed(&["connecting to mysql database appdb", "as the master user", "did not finish before the deadline", "nothing was changed"]);
     assert!(answer.physical_id().contains("-not-created-"));
     drop(black_hole);
 }

@@ -5,7 +5,8 @@
 //! - FAILED when the handler panics (caught with `catch_unwind`; the release profile keeps
 //!   `panic = "unwind"` for this);
 //! - FAILED when the invocation's work deadline comes ([`Budget::deadline`], which keeps a reserve
-//!   before Lambda's own deadline): the handler is abandoned and the reserve is spent answering;
+//!   before Lambda's own deadline): a handler still running a moment after it is abandoned, and
+//!   the reserve is spent answering;
 //! - FAILED when the event is malformed but names a ResponseURL.
 //!
 //! Only an event without a usable ResponseURL goes unanswered: there is nobody to answer.
@@ -180,7 +181,7 @@ async fn handle_request(request: Request, budget: Budget, sender: &ResponseSende
             Ok(result) => Outcome::Finished(result),
             Err(panic) => Outcome::Panicked(panic_message(panic.as_ref())),
         },
-        () = tokio::time::sleep_until(budget.deadline()) => Outcome::TimedOut,
+        () = tokio::time::sleep_until(abandon_at(&budget)) => Outcome::TimedOut,
     };
     let response = match outcome {
         Outcome::Finished(Ok(success)) => Response::success(&request, success.physical_resource_id, success.data, success.no_echo),
@@ -218,6 +219,17 @@ async fn handle_request(request: Request, budget: Budget, sender: &ResponseSende
     }
     Answered { response, delivery }
 }
+
+/// When a handler that is still running is abandoned: a moment after the work deadline. A
+/// handler bounds its own operations by the work deadline and reports their failure itself (a
+/// clearer reason: what it was doing and why it stopped); this timer is for one that does not.
+fn abandon_at(budget: &Budget) -> Instant {
+    let reserve = budget.hard_deadline().saturating_duration_since(budget.deadline());
+    budget.deadline() + ABANDON_GRACE.min(reserve / 4)
+}
+
+/// See [`abandon_at`].
+const ABANDON_GRACE: Duration = Duration::from_millis(500);
 
 enum Outcome {
     Finished(Result<Success, Failure>),
