@@ -39,17 +39,7 @@ impl SystemUser {
         Some(SystemUser { name: name.to_string(), uid: entry.pw_uid, gid: entry.pw_gid })
     }
 
-    /// Hands `path` and everything below it to this user (symlinks themselves, never their targets).
-    pub fn chown_recursive(&self, path: &Path) -> io::Result<()> {
-        std::os::unix::fs::lchown(path, Some(self.uid), Some(self.gid))?;
-        if std::fs::symlink_metadata(path)?.is_dir() {
-            for entry in std::fs::read_dir(path)? {
-                self.chown_recursive(&entry?.path())?;
-            }
-        }
-        Ok(())
-    }
-
+    /// Hands `path` to this user (the link itself, never its target).
     pub fn chown(&self, path: &Path) -> io::Result<()> {
         std::os::unix::fs::lchown(path, Some(self.uid), Some(self.gid))
     }
