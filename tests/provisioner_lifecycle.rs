@@ -129,6 +129,15 @@ async fn lifecycle(server: Server) {
     server.login_refused("DBUserC", &c_pw, "appdb").await;
     assert!(server.user_exists("DBUserA").await && server.user_exists("DBUserB").await);
 
+    // ---- An Update where only CloudFormation's keys changed: nothing to do, same answer -------
+    let mut same = props3.clone();
+    same["ServiceTimeout"] = json!("900");
+    let noop = harness.send(&mut function, "Update", &same, Some(&props3), Some(&id)).await;
+    noop.expect_success();
+    assert_eq!(noop.physical_id(), id);
+    assert_eq!(noop.data("Username0"), "DBUserA", "the attributes are answered again");
+    assert!(noop.invocation.logs.contains("no property changed") && !noop.invocation.logs.contains("connected as the master user"), "{}", noop.invocation.logs);
+
     // ---- Update with replacement: another database --------------------------------------------
     let props4 = with(props3.clone(), &[("DatabaseName", json!("appdb2"))]);
     let replaced = harness.send(&mut function, "Update", &props4, Some(&props3), Some(&id)).await;
@@ -171,6 +180,27 @@ async fn lifecycle(server: Server) {
 
     // ---- A duplicate Delete, for users already gone ------------------------------------------
     harness.send(&mut function, "Delete", &props4, None, Some(&id2)).await.expect_success();
+}
+
+#[tokio::test]
+async fn an_existing_user_is_adopted_with_its_secrets_password() {
+    let server = Server::mariadb().await;
+    let harness = Harness::new().await;
+    let mut function = harness.function(&server).await;
+    server.admin_rows("CREATE USER 'DBUserA'@'%' IDENTIFIED BY 'an-old-password'").await;
+    let master_arn = harness.create_secret(&server.master_document()).await;
+    let (a_arn, a_pw) = harness.user_secret("DBUserA").await;
+    let props = properties(&master_arn, "appdb", vec![password_user(&a_arn, json!("readonly"))]);
+
+    let created = harness.send(&mut function, "Create", &props, None, None).await;
+    created.expect_success();
+    assert!(created.invocation.logs.contains("setting it to the secret's"), "{}", created.invocation.logs);
+    server.as_master("appdb", SCHEMA).await;
+    check_readonly(&server, "DBUserA", &a_pw, "appdb").await;
+    server.login_refused("DBUserA", "an-old-password", "appdb").await;
+    // Listing a user makes it the resource's: Delete drops it.
+    harness.send(&mut function, "Delete", &props, None, Some(&created.physical_id())).await.expect_success();
+    assert!(!server.user_exists("DBUserA").await);
 }
 
 /// SELECT, INSERT, UPDATE and DELETE work; DDL and other databases are refused.

@@ -51,8 +51,21 @@ async fn rotate_after_provisioning(server: Server) {
     server.denied("DBUserB_clone", &clone_pw, "appdb", "INSERT INTO items VALUES (3, 'three')").await;
     server.allowed("DBUserB", &b_pw, "appdb", "SELECT name FROM items").await;
 
-    // An Update of B's privileges reaches both users of the pair; the attributes keep the base name.
+    // An Update while a rotation of one of the secrets is under way would break it: refused,
+    // nothing changed; once the rotation has finished, the same Update goes through.
     let props2 = properties(&master_arn, "appdb", vec![password_user(&a_arn, json!("readwrite")), alternating_user(&b_arn, json!(["SELECT", "INSERT"]))]);
+    let token = rotator_support::new_token();
+    rotation.start_rotation(&a_arn, &token).await;
+    let refused = harness.send(&mut provisioner, "Update", &props2, Some(&props), Some(&id)).await;
+    refused.expect_failed(&["Users[0].SecretArn", "rotation of this secret is in progress", "nothing was changed"]);
+    assert_eq!(refused.physical_id(), id);
+    server.denied("DBUserB_clone", &clone_pw, "appdb", "INSERT INTO items VALUES (3, 'three')").await;
+    for step in rotator_support::STEPS {
+        rotator_support::ok(&mut single, step, &a_arn, &token).await;
+    }
+    let a_new = harness.current(&a_arn).await["password"].as_str().expect("a password").to_owned();
+
+    // An Update of B's privileges reaches both users of the pair; the attributes keep the base name.
     let updated = harness.send(&mut provisioner, "Update", &props2, Some(&props), Some(&id)).await;
     updated.expect_success();
     assert_eq!(updated.data("Username1"), "DBUserB");
