@@ -26,9 +26,7 @@ async fn fails_before_any_change(harness: &Harness, function: &mut dbcreds_teste
 #[tokio::test]
 async fn bad_properties_fail_naming_the_property_and_change_nothing() {
     let server = Server::mariadb().await;
-    let harness = Harness::new().await;
-    let mut function = harness.function(&server).await;
-    let master_arn = harness.create_secret(&server.master_document()).await;
+    let (harness, mut function, master_arn) = setup(&server).await;
     let (a_arn, _) = harness.user_secret("DBUserA").await;
     let good = properties(&master_arn, "appdb", vec![password_user(&a_arn, json!("readwrite"))]);
     let versions = harness.version_count(&a_arn).await;
@@ -56,9 +54,7 @@ async fn bad_properties_fail_naming_the_property_and_change_nothing() {
 #[tokio::test]
 async fn unreadable_secrets_fail_naming_them_and_change_nothing() {
     let server = Server::mariadb().await;
-    let harness = Harness::new().await;
-    let mut function = harness.function(&server).await;
-    let master_arn = harness.create_secret(&server.master_document()).await;
+    let (harness, mut function, master_arn) = setup(&server).await;
     let (a_arn, _) = harness.user_secret("DBUserA").await;
 
     let missing = "arn:aws:secretsmanager:us-east-1:123456789012:secret:does-not-exist-AbCdEf";
@@ -85,9 +81,7 @@ async fn unreadable_secrets_fail_naming_them_and_change_nothing() {
 #[tokio::test]
 async fn a_database_that_is_down_fails_create_and_delete_and_a_retry_recovers() {
     let mut server = Server::postgres().await;
-    let harness = Harness::new().await;
-    let mut function = harness.function(&server).await;
-    let master_arn = harness.create_secret(&server.master_document()).await;
+    let (harness, mut function, master_arn) = setup(&server).await;
     let (a_arn, a_pw) = harness.user_secret("DBUserA").await;
     let props = properties(&master_arn, "appdb", vec![password_user(&a_arn, json!("readwrite"))]);
     // A shorter function timeout than the template's keeps the connection retries short.
@@ -122,9 +116,7 @@ async fn a_database_that_is_down_fails_create_and_delete_and_a_retry_recovers() 
 #[tokio::test]
 async fn a_create_that_fails_half_way_is_cleaned_up_by_the_rollback_delete() {
     let server = Server::mariadb().await;
-    let harness = Harness::new().await;
-    let mut function = harness.function(&server).await;
-    let master_arn = harness.create_secret(&server.master_document()).await;
+    let (harness, mut function, master_arn) = setup(&server).await;
     let (a_arn, a_pw) = harness.user_secret("DBUserA").await;
     // DBUserA is created first; the IAM user then fails: MariaDB has no AWSAuthenticationPlugin.
     let props = properties(&master_arn, "appdb", vec![password_user(&a_arn, json!("readwrite")), iam_user("app_iam", json!("readonly"))]);
@@ -147,9 +139,7 @@ async fn a_create_that_fails_half_way_is_cleaned_up_by_the_rollback_delete() {
 #[tokio::test]
 async fn failed_updates_keep_the_id_and_their_rollback_restores_the_resource() {
     let server = Server::mariadb().await;
-    let harness = Harness::new().await;
-    let mut function = harness.function(&server).await;
-    let master_arn = harness.create_secret(&server.master_document()).await;
+    let (harness, mut function, master_arn) = setup(&server).await;
     let (a_arn, a_pw) = harness.user_secret("DBUserA").await;
     let props = properties(&master_arn, "appdb", vec![password_user(&a_arn, json!("readwrite"))]);
     let id = harness.send(&mut function, "Create", &props, None, None).await.expect_success().physical_id();

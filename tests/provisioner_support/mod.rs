@@ -455,10 +455,10 @@ impl Harness {
         if body["Status"] == "FAILED" {
             assert!(!body["Reason"].as_str().unwrap_or_default().is_empty(), "FAILED needs a Reason: {body}");
         }
-        if let Some(previous) = event["PhysicalResourceId"].as_str() {
-            if event["RequestType"] == "Delete" {
-                assert_eq!(id, previous, "a Delete answers the id it was given");
-            }
+        if let Some(previous) = event["PhysicalResourceId"].as_str()
+            && event["RequestType"] == "Delete"
+        {
+            assert_eq!(id, previous, "a Delete answers the id it was given");
         }
         let text = String::from_utf8_lossy(&put.body).into_owned();
         for secret in self.secrets_to_hide.lock().unwrap().iter() {
@@ -467,6 +467,14 @@ impl Harness {
         }
         Answer { body, put, invocation }
     }
+}
+
+/// moto, the recorder, a `provisioner` function for `server`, and its master secret (full JSON).
+pub async fn setup(server: &Server) -> (Harness, LambdaFunction, String) {
+    let harness = Harness::new().await;
+    let function = harness.function(server).await;
+    let master_arn = harness.create_secret(&server.master_document()).await;
+    (harness, function, master_arn)
 }
 
 /// The properties of a resource.
