@@ -10,7 +10,7 @@
 
 use aws_sdk_secretsmanager::Client;
 use dbcreds_custom_resource::recorder::{RecordedRequest, ResponseRecorder};
-use dbcreds_testenv::{Invocation, LambdaFunction, MariaDb, Moto, Postgres, ServerOptions};
+use dbcreds_testenv::{Invocation, LambdaFunction, MariaDb, Moto, Postgres, ServerOptions, rds_master};
 use serde_json::{Map, Value, json};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -41,7 +41,7 @@ pub struct SqlError {
     pub message: String,
 }
 
-pub const MASTER_PG: &str = "master";
+pub const MASTER_PG: &str = rds_master::POSTGRES_MASTER;
 
 impl Server {
     pub async fn mariadb() -> Server {
@@ -50,12 +50,7 @@ impl Server {
 
     pub async fn postgres() -> Server {
         let server = Postgres::start(ServerOptions::new()).await;
-        let master_password = format!("M{}", unique("pw").replace('-', ""));
-        server
-            .admin_exec(&format!(
-                "CREATE ROLE rds_iam; CREATE ROLE {MASTER_PG} LOGIN CREATEDB CREATEROLE PASSWORD '{master_password}'; GRANT rds_iam TO {MASTER_PG} WITH ADMIN OPTION"
-            ))
-            .await;
+        let master_password = rds_master::create_postgres_master(&server).await;
         Server::Postgres { server, master_password }
     }
 
@@ -110,11 +105,7 @@ impl Server {
 
     /// The master secret in AWS's full JSON form.
     pub fn master_document(&self) -> Value {
-        let mut doc = json!({"engine": self.engine(), "host": self.host(), "port": self.port(), "username": self.master_username(), "password": self.master_password()});
-        if let Server::Postgres { .. } = self {
-            doc["dbname"] = json!("postgres");
-        }
-        doc
+        rds_master::master_secret_document(self.engine(), self.host(), self.port(), self.master_username(), self.master_password())
     }
 
     /// The master secret as RDS manages it: only username and password.
@@ -363,9 +354,14 @@ impl Harness {
 
     /// A `provisioner` function: moto as every AWS endpoint, the server's CA as `DB_CA_BUNDLE`.
     pub async fn function(&self, server: &Server) -> LambdaFunction {
+        self.function_from(server, dbcreds_testenv::binary_path(BINARY)).await
+    }
+
+    /// As `function`, from another build of the binary (a release build, for timings).
+    pub async fn function_from(&self, server: &Server, binary: PathBuf) -> LambdaFunction {
         let mut env = self.moto_env.clone();
         env.push(("DB_CA_BUNDLE".into(), server.ca_pem_path().display().to_string()));
-        LambdaFunction::start(BINARY, env).await
+        LambdaFunction::start_binary(BINARY, binary, env).await
     }
 
     pub fn hide(&self, value: &str) {
