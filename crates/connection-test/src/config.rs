@@ -198,7 +198,7 @@ fn parse_event(event: &Value) -> Result<Vec<(&'static str, Option<String>)>, Inp
         other => {
             return Err(InputError::invalid(
                 "event",
-                format!("is {}, not a JSON object", json_type(other)),
+                format!("is {}, not a JSON object", dbcreds_core::tls_policy::json_type(other)),
                 format!("send {{}} to use the function's environment, or an object with any of {}", FIELDS.join(", ")),
             ));
         }
@@ -220,7 +220,7 @@ fn parse_event(event: &Value) -> Result<Vec<(&'static str, Option<String>)>, Inp
                 let expected = if field == PORT { "a number or a string" } else { "a string" };
                 return Err(InputError::invalid(
                     format!("event.{field}"),
-                    format!("must be {expected}, found {}", json_type(other)),
+                    format!("must be {expected}, found {}", dbcreds_core::tls_policy::json_type(other)),
                     format!("send {expected}, or \"\" to clear the environment's value"),
                 ));
             }
@@ -228,17 +228,6 @@ fn parse_event(event: &Value) -> Result<Vec<(&'static str, Option<String>)>, Inp
         out.push((field, value));
     }
     Ok(out)
-}
-
-fn json_type(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
 }
 
 fn no_control_chars(field: &str, value: &str) -> Result<(), InputError> {

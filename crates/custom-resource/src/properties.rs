@@ -165,6 +165,8 @@ impl<'a> PropertyReader<'a> {
     }
 }
 
+/// Like `dbcreds_core::tls_policy::json_type`, in CloudFormation's words: templates are YAML, and
+/// their authors write lists and maps, not arrays and objects.
 fn json_type(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
