@@ -94,6 +94,7 @@ impl<E: Engine> DatabaseServer<E> {
         }
         let tls_files = Pki::shared().write_server_files(dir.path(), options.tls, engine.server_user()).unwrap_or_else(|err| panic!("cannot write the {} TLS files: {err}", E::NAME));
         let mut server = DatabaseServer { engine, dir, port: 0, options, admin_password: random::alphanumeric(24), tls_files, process: None, start_timings: StartTimings::default() };
+        crate::leak_audit::register_secret(&format!("{} admin password", E::NAME), &server.admin_password);
         server.engine.prepare(&server);
         if let Some(user) = server.engine.server_user() {
             user.chown(server.dir.path()).unwrap_or_else(|err| panic!("cannot hand {} to {}: {err}", server.dir.path().display(), user.name));

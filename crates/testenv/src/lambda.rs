@@ -134,6 +134,8 @@ impl LambdaFunction {
 
     /// Invokes with an arbitrary body (malformed JSON, say).
     pub async fn invoke_raw(&mut self, body: impl Into<Bytes>, timeout: Duration) -> Invocation {
+        let body: Bytes = body.into();
+        crate::leak_audit::register_event_secrets(&body);
         let started = Instant::now();
         let log_offset = self.log_len();
         let function_arn = self.function_arn();
@@ -145,7 +147,7 @@ impl LambdaFunction {
         let (reply_tx, reply_rx) = oneshot::channel();
         environment.api.queue(PendingInvocation {
             request_id: request_id.clone(),
-            body: body.into(),
+            body,
             timeout,
             function_arn,
             trace_id: format!("Root=1-{}-{};Parent={};Sampled=0", random::hex(4), random::hex(12), random::hex(8)),
@@ -161,6 +163,7 @@ impl LambdaFunction {
         }
         let timings = InvocationTimings { cold_start, init, duration, total: started.elapsed() };
         self.history.push(timings.clone());
+        crate::leak_audit::record_output(&format!("{} outcome {request_id}", self.name), &format!("{outcome:?}"));
         Invocation { request_id, outcome, timings, logs: self.logs_from(log_offset) }
     }
 
@@ -177,6 +180,12 @@ impl LambdaFunction {
     /// The pid of the current process, if one is running.
     pub fn pid(&self) -> Option<u32> {
         self.environment.as_ref().and_then(|environment| environment.process.id())
+    }
+
+    /// Starts an execution environment now if none runs (after a kill or a timeout), so that
+    /// [`LambdaFunction::pid`] names the process the next invocation will run in.
+    pub async fn ensure_running(&mut self) {
+        self.live_environment().await;
     }
 
     /// Kills the current process (as Lambda recycles an environment); the next invocation is a
@@ -257,6 +266,14 @@ impl LambdaFunction {
         let spawned_at = Instant::now();
         let process = command.spawn().unwrap_or_else(|err| panic!("cannot start the Lambda binary {}: {err}", self.binary.display()));
         ExecutionEnvironment { api, process, spawned_at, invoked: false }
+    }
+}
+
+impl Drop for LambdaFunction {
+    /// Everything the function wrote goes to the log-leak audit's records (see
+    /// [`crate::leak_audit`]) before its temporary directory goes.
+    fn drop(&mut self) {
+        crate::leak_audit::record_output_file(&format!("{} log", self.name), &self.log_path());
     }
 }
 

@@ -33,7 +33,9 @@
 
 mod database_server;
 mod executables;
+pub mod faults;
 pub mod lambda;
+pub mod leak_audit;
 mod mariadb;
 mod moto;
 mod net;

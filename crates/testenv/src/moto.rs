@@ -119,6 +119,14 @@ impl Moto {
     }
 }
 
+impl Drop for Moto {
+    /// Every secret and session credential this moto held goes to the log-leak audit's records
+    /// (see [`crate::leak_audit`]) before moto stops.
+    fn drop(&mut self) {
+        crate::leak_audit::register_moto_secrets(self.port);
+    }
+}
+
 impl std::fmt::Debug for Moto {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Moto").field("endpoint", &self.endpoint()).finish_non_exhaustive()
