@@ -3,21 +3,20 @@
 //! them.
 //!
 //! moto's RotateSecret does not run rotation functions: [`Harness::start_rotation`] sets up what
-//! the service does before calling one (a version with the token and AWSPENDING, no value,
-//! rotation on), and the tests invoke the four steps with that token. Nothing here relies on
-//! moto's PutSecretValue overwrite quirk: no test writes the same token twice.
+//! the service does before calling one (`dbcreds_testenv::moto_rotation`: a version with the
+//! token and AWSPENDING, no value, rotation on), and the tests invoke the four steps with that
+//! token. Nothing here relies on moto's PutSecretValue overwrite quirk: no test writes the same
+//! token twice.
 #![allow(dead_code)] // each test file uses its own subset
 
 use aws_sdk_secretsmanager::Client;
-use aws_sdk_secretsmanager::types::RotationRulesType;
 use dbcreds_core::{ErrorClass, SecretDocument, SecretString};
 use dbcreds_db::{ConnectSpec, DbError, Identity, TrustStore};
-use dbcreds_testenv::{Invocation, LambdaFunction, Moto, Outcome};
+use dbcreds_testenv::{Invocation, LambdaFunction, Moto, Outcome, moto_rotation};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 pub const BINARY: &str = "rotator";
@@ -32,10 +31,9 @@ pub struct Harness {
     ca_path: String,
 }
 
-/// A version id as Secrets Manager makes them (a UUID), unique in this process.
+/// A version id as Secrets Manager makes them (a random UUID).
 pub fn new_token() -> String {
-    static NEXT: AtomicU64 = AtomicU64::new(1);
-    format!("{:08x}-0000-4000-8000-{:012x}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
+    moto_rotation::new_token()
 }
 
 /// `(stages, value)` of every version of a secret.
@@ -65,53 +63,16 @@ impl Harness {
     }
 
     /// What RotateSecret does before it calls the function: turn rotation on, and add a version
-    /// with the token and AWSPENDING and no value, the other stages untouched.
-    ///
-    /// moto cannot do this in one call: its RotateSecret without a RotationLambdaARN creates the
-    /// valueless version but then labels it AWSCURRENT. So the harness lets it, and moves the
-    /// stages back with UpdateSecretVersionStage (AWS's own API), then checks the result is
-    /// exactly the service's state, so a change in moto fails here, loudly.
+    /// with the token and AWSPENDING and no value, the other stages untouched (moto needs help
+    /// for that, and the result is checked: see `dbcreds_testenv::moto_rotation`).
     pub async fn start_rotation(&self, arn: &str, token: &str) {
-        let before = self.stages(arn).await;
-        let find = |stage: &str| before.iter().find(|(_, s)| s.iter().any(|x| x == stage)).map(|(id, _)| id.clone());
-        let (current, previous) = (find("AWSCURRENT").expect("an AWSCURRENT version"), find("AWSPREVIOUS"));
-        self.sm
-            .rotate_secret()
-            .secret_id(arn)
-            .client_request_token(token)
-            .rotation_rules(RotationRulesType::builder().automatically_after_days(30).build())
-            .send()
-            .await
-            .expect("RotateSecret");
-        let stage = |stage: &str, to: Option<&str>, from: Option<&str>| {
-            self.sm.update_secret_version_stage().secret_id(arn).version_stage(stage).set_move_to_version_id(to.map(str::to_owned)).set_remove_from_version_id(from.map(str::to_owned)).send()
-        };
-        stage("AWSCURRENT", Some(&current), Some(token)).await.expect("move AWSCURRENT back");
-        stage("AWSPREVIOUS", None, Some(token)).await.expect("clear AWSPREVIOUS from the new version");
-        if let Some(previous) = &previous {
-            stage("AWSPREVIOUS", Some(previous), None).await.expect("restore AWSPREVIOUS");
+        if let Err(problem) = moto_rotation::start_rotation(&self.sm, arn, token).await {
+            panic!("{problem}");
         }
-        stage("AWSPENDING", Some(token), None).await.expect("label the new version AWSPENDING");
-
-        let mut expected = before.clone();
-        for stages in expected.values_mut() {
-            stages.retain(|s| s != "AWSPENDING");
-            stages.sort();
-        }
-        expected.insert(token.to_owned(), vec!["AWSPENDING".to_owned()]);
-        let mut after = self.stages(arn).await;
-        for stages in after.values_mut() {
-            stages.sort();
-        }
-        assert_eq!(after, expected, "the emulated RotateSecret left another state than the service's");
-        assert!(self.rotation_enabled(arn).await, "RotateSecret turns rotation on");
-        let value = self.sm.get_secret_value().secret_id(arn).version_id(token).send().await;
-        assert!(value.is_err(), "the new version must have no value yet");
     }
 
     pub async fn stages(&self, arn: &str) -> BTreeMap<String, Vec<String>> {
-        let out = self.sm.describe_secret().secret_id(arn).send().await.expect("DescribeSecret");
-        out.version_ids_to_stages.unwrap_or_default().into_iter().collect()
+        moto_rotation::version_stages(&self.sm, arn).await.unwrap_or_else(|problem| panic!("{problem}"))
     }
 
     pub async fn rotation_enabled(&self, arn: &str) -> bool {

@@ -7,6 +7,8 @@
 //! - [`Moto`]: moto in server mode for Secrets Manager, STS and RDS.
 //! - [`LambdaFunction`]: the project's Lambda binaries run as Lambda runs them, behind an
 //!   emulator of the Lambda Runtime API, with per-invocation timings.
+//! - [`moto_rotation`]: RotateSecret on moto as the service does it before calling a rotation
+//!   function; [`rds_master`]: a master login shaped like RDS's, and its secret's JSON.
 //!
 //! Anything missing from the machine is a panic that says how to fix it (usually: run
 //! `scripts/setup`); nothing is skipped silently. Everything works as root (PostgreSQL then runs
@@ -38,12 +40,14 @@ pub mod lambda;
 pub mod leak_audit;
 mod mariadb;
 mod moto;
+pub mod moto_rotation;
 mod net;
 mod options;
 pub mod paths;
 pub mod pki;
 mod postgres;
 mod random;
+pub mod rds_master;
 mod scratch;
 mod server_process;
 pub mod system_user;
