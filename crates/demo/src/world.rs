@@ -207,16 +207,23 @@ impl FunctionLogs {
         Ok(FunctionLogs { dir, outputs: Default::default() })
     }
 
-    pub fn dir(&self) -> &Path {
-        &self.dir
+    /// The directory, relative to the current one when it is inside it (`target/demo`).
+    pub fn dir(&self) -> PathBuf {
+        let here = std::env::current_dir().unwrap_or_default();
+        self.dir.strip_prefix(&here).map(Path::to_path_buf).unwrap_or_else(|_| self.dir.clone())
     }
 
+    /// A function's log file, for people (relative, as `dir`).
     pub fn path(&self, function: &str) -> PathBuf {
+        self.dir().join(format!("{function}.log"))
+    }
+
+    fn file(&self, function: &str) -> PathBuf {
         self.dir.join(format!("{function}.log"))
     }
 
     fn append(&self, function: &str, text: &str) {
-        let path = self.path(function);
+        let path = self.file(function);
         let written = std::fs::OpenOptions::new().create(true).append(true).open(&path).and_then(|mut file| file.write_all(text.as_bytes()));
         if let Err(err) = written {
             eprintln!("demo: cannot write {}: {err}", path.display());
@@ -237,8 +244,7 @@ impl FunctionLogs {
                     all.push(Output { origin: format!("an answer of {name}"), function: name, text: text.clone() });
                 }
             }
-            let path = self.path(name);
-            all.push(Output { origin: path.display().to_string(), function: name, text: std::fs::read_to_string(&path).unwrap_or_default() });
+            all.push(Output { origin: self.path(name).display().to_string(), function: name, text: std::fs::read_to_string(self.file(name)).unwrap_or_default() });
         }
         all
     }
