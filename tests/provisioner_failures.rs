@@ -5,6 +5,7 @@
 
 mod provisioner_support;
 
+use dbcreds_testenv::rds_master::create_managed_instance;
 use provisioner_support::*;
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -236,22 +237,8 @@ async fn an_rds_managed_master_secret_is_completed_from_its_rds_tag() {
     let clients = dbcreds_aws::AwsClients::from_sdk_config(harness.sdk_config.clone(), None).expect("clients for moto");
 
     // RDS makes the master secret ({username, password} and the owner tag) with the instance.
-    let instance = clients
-        .rds
-        .create_db_instance()
-        .db_instance_identifier(unique("pg"))
-        .engine("postgres")
-        .port(i32::from(server.port()))
-        .db_instance_class("db.t4g.micro")
-        .allocated_storage(20)
-        .master_username(server.master_username())
-        .manage_master_user_password(true)
-        .send()
-        .await
-        .expect("CreateDBInstance")
-        .db_instance
-        .expect("an instance");
-    let master_arn = instance.master_user_secret.and_then(|s| s.secret_arn).expect("moto makes the master secret");
+    let instance = create_managed_instance(&clients.rds, &unique("pg"), "postgres", server.master_username(), Some(server.port())).await;
+    let master_arn = instance.secret_arn;
     // RDS would have set this password on the database; here the database already has one.
     harness.hide(server.master_password());
     harness.sm.put_secret_value().secret_id(&master_arn).secret_string(server.managed_master_document().to_string()).send().await.expect("PutSecretValue");
@@ -269,7 +256,7 @@ async fn an_rds_managed_master_secret_is_completed_from_its_rds_tag() {
     server.allowed("DBUserA", &a_pw, "appdb", "CREATE TEMPORARY TABLE scratch (id INT)").await;
 
     // Without Host, the host is RDS's endpoint, which here does not resolve: the reason names it.
-    let endpoint = instance.endpoint.and_then(|e| e.address).expect("an endpoint");
+    let endpoint = instance.host;
     let props = json!({"MasterSecretArn": master_arn, "DatabaseName": "appdb", "Users": [password_user(&a_arn, json!("readwrite"))]});
     let failed = harness.send(&mut function, "Create", &props, None, None).await;
     failed.expect_failed(&[endpoint.as_str()]);

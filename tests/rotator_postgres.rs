@@ -7,6 +7,7 @@
 mod rotator_support;
 
 use dbcreds_core::ErrorClass;
+use dbcreds_testenv::rds_master::create_managed_instance;
 use dbcreds_testenv::{Postgres, ServerOptions, TlsMode};
 use rotator_support::*;
 use serde_json::{Value, json};
@@ -293,22 +294,8 @@ async fn hostile_inputs_and_plaintext_servers_change_nothing() {
     // endpoint, so the master must be refused as another database, naming that endpoint: the
     // proof the lookup went through RDS. Nothing changes.
     let clients = dbcreds_aws::AwsClients::from_sdk_config(harness.moto.sdk_config().await, None).unwrap();
-    let created = clients
-        .rds
-        .create_db_instance()
-        .db_instance_identifier("pgprod")
-        .engine("postgres")
-        .db_instance_class("db.t3.micro")
-        .allocated_storage(20)
-        .master_username("postgres")
-        .manage_master_user_password(true)
-        .send()
-        .await
-        .unwrap()
-        .db_instance
-        .unwrap();
-    let managed_arn = created.master_user_secret.and_then(|s| s.secret_arn).expect("moto creates the master secret");
-    let rds_host = created.endpoint.and_then(|e| e.address).expect("an endpoint");
+    let created = create_managed_instance(&clients.rds, "pgprod", "postgres", "postgres", None).await;
+    let (managed_arn, rds_host) = (created.secret_arn, created.host);
     let managed = harness.current(&managed_arn).await.1;
     assert!(managed.get("host").is_none(), "an RDS-managed secret holds only username and password: {}", managed.as_object().unwrap().keys().cloned().collect::<Vec<_>>().join(","));
     let arn = harness.create_secret("hostile/rds-managed-elsewhere", &with("masterarn", json!(managed_arn))).await;

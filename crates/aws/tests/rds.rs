@@ -7,28 +7,15 @@ mod common;
 use common::{clients, create_secret, moto, unique};
 use dbcreds_aws::{RdsEndpoints, RdsOwner, SecretStore, SecretsManagerStore};
 use dbcreds_core::{Engine, ErrorClass};
+use dbcreds_testenv::rds_master::create_managed_instance;
 
 #[tokio::test]
 async fn an_instance_secret_leads_to_the_instance_endpoint() {
     let moto = moto().await;
     let clients = clients(&moto).await;
     let id = unique("pg");
-    let created = clients
-        .rds
-        .create_db_instance()
-        .db_instance_identifier(&id)
-        .engine("postgres")
-        .db_instance_class("db.t3.micro")
-        .allocated_storage(20)
-        .master_username("postgres")
-        .manage_master_user_password(true)
-        .send()
-        .await
-        .unwrap()
-        .db_instance
-        .unwrap();
-    let secret_arn = created.master_user_secret.and_then(|s| s.secret_arn).expect("moto creates the master secret");
-    let instance_arn = created.db_instance_arn.unwrap();
+    let created = create_managed_instance(&clients.rds, &id, "postgres", "postgres", None).await;
+    let (secret_arn, instance_arn) = (created.secret_arn, created.instance_arn);
 
     let metadata = SecretsManagerStore::new(&clients).describe(&secret_arn).await.unwrap();
     assert_eq!(RdsOwner::from_tags(&metadata), Some(RdsOwner::Instance(instance_arn.clone())));

@@ -36,3 +36,39 @@ pub fn master_secret_document(engine: &str, host: &str, port: u16, username: &st
     }
     document
 }
+
+/// A database instance created in moto's RDS with `ManageMasterUserPassword`, as RDS makes one:
+/// the instance, and a master secret (`{username, password}` only) tagged with its owner.
+pub struct ManagedInstance {
+    pub instance_arn: String,
+    pub secret_arn: String,
+    /// The endpoint RDS reports (moto's made-up name).
+    pub host: String,
+    pub port: u16,
+}
+
+/// Creates `id` in moto's RDS with an RDS-managed master secret. `port` is the engine's default
+/// when `None`.
+pub async fn create_managed_instance(rds: &aws_sdk_rds::Client, id: &str, engine: &str, master_username: &str, port: Option<u16>) -> ManagedInstance {
+    let instance = rds
+        .create_db_instance()
+        .db_instance_identifier(id)
+        .engine(engine)
+        .set_port(port.map(i32::from))
+        .db_instance_class("db.t4g.micro")
+        .allocated_storage(20)
+        .master_username(master_username)
+        .manage_master_user_password(true)
+        .send()
+        .await
+        .expect("CreateDBInstance on moto")
+        .db_instance
+        .expect("moto returns the instance");
+    let endpoint = instance.endpoint.expect("moto reports an endpoint");
+    ManagedInstance {
+        instance_arn: instance.db_instance_arn.expect("an instance ARN"),
+        secret_arn: instance.master_user_secret.and_then(|s| s.secret_arn).expect("moto creates the master secret"),
+        host: endpoint.address.expect("an endpoint address"),
+        port: endpoint.port.and_then(|p| u16::try_from(p).ok()).expect("an endpoint port"),
+    }
+}
