@@ -7,17 +7,17 @@
 
 
 /// The test harness: a throwaway MariaDB from dbcreds-testenv, and ways to log in to it.
+mod common;
+
 mod support {
-    use dbcreds_core::{EngineFamily, TlsPolicy};
+    pub use super::common::{closed_port, printable_ascii, trust, verify_full_spec};
+    use dbcreds_core::EngineFamily;
     use dbcreds_db::mysql::errors::{Phase, classify};
-    use dbcreds_db::{AdminSession, ConnectSpec, Credential, DbError, TrustStore};
+    use dbcreds_db::{AdminSession, ConnectSpec, DbError};
     pub use dbcreds_testenv::TlsMode;
     pub use dbcreds_testenv::ServerOptions;
     use dbcreds_testenv::MariaDb;
     use mysql_async::prelude::Queryable;
-    use std::sync::Arc;
-    use std::time::Duration;
-    use tokio::time::Instant;
 
     /// A loopback listener that completes TCP handshakes (the kernel does) and never sends a
     /// byte: as close to a silent server as a test can get without a firewall.
@@ -37,20 +37,8 @@ mod support {
         inner: MariaDb,
     }
 
-    pub fn trust(pem: &[u8]) -> Arc<TrustStore> {
-        Arc::new(TrustStore::from_pem(pem).expect("the test CA parses"))
-    }
 
-    /// A loopback port nothing listens on.
-    pub fn closed_port() -> u16 {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.local_addr().unwrap().port()
-    }
 
-    /// Every printable ASCII character, space included.
-    pub fn printable_ascii() -> String {
-        (0x20u8..0x7f).map(char::from).collect()
-    }
 
     impl Server {
         pub async fn start(tls: TlsMode) -> Server {
@@ -75,17 +63,7 @@ mod support {
 
         /// Verify-full TLS trusting only the test CA, 20 seconds to finish.
         pub fn spec(&self, user: &str, password: &str) -> ConnectSpec {
-            ConnectSpec {
-                family: EngineFamily::MySql,
-                host: self.inner.host().to_owned(),
-                port: self.inner.port(),
-                username: user.to_owned(),
-                credential: Credential::Password(password.into()),
-                database: None,
-                tls: TlsPolicy::VerifyFull,
-                trust: trust(self.inner.ca_pem()),
-                deadline: Instant::now() + Duration::from_secs(20),
-            }
+            verify_full_spec(EngineFamily::MySql, self.inner.host(), self.inner.port(), self.inner.ca_pem(), user, password)
         }
 
         pub async fn connect_as(&self, user: &str, password: &str) -> Result<Box<dyn AdminSession>, DbError> {

@@ -5,29 +5,14 @@
 //! (`TrustStore::from_pem`). Checks of what the server holds go through the server's own admin
 //! login or a plain driver connection, independent of the code under test.
 
+mod common;
+
 mod support {
-    use dbcreds_core::{EngineFamily, TlsPolicy};
-    use dbcreds_db::{AdminSession, ConnectSpec, Credential, DbError, TrustStore};
+    pub use super::common::{closed_port, printable_ascii, trust, verify_full_spec};
+    use dbcreds_core::EngineFamily;
+    use dbcreds_db::{AdminSession, ConnectSpec, DbError};
     pub use dbcreds_testenv::TlsMode;
     use dbcreds_testenv::{Postgres, ServerOptions};
-    use std::sync::Arc;
-    use std::time::Duration;
-    use tokio::time::Instant;
-
-    pub fn trust(pem: &[u8]) -> Arc<TrustStore> {
-        Arc::new(TrustStore::from_pem(pem).expect("the test CA parses"))
-    }
-
-    /// A loopback port nothing listens on.
-    pub fn closed_port() -> u16 {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.local_addr().unwrap().port()
-    }
-
-    /// Every printable ASCII character, space included.
-    pub fn printable_ascii() -> String {
-        (0x20u8..0x7f).map(char::from).collect()
-    }
 
     pub struct Server {
         pub inner: Postgres,
@@ -40,17 +25,7 @@ mod support {
 
         /// Verify-full TLS trusting only the test CA, 20 seconds to finish.
         pub fn spec(&self, user: &str, password: &str) -> ConnectSpec {
-            ConnectSpec {
-                family: EngineFamily::Postgres,
-                host: self.inner.host().to_owned(),
-                port: self.inner.port(),
-                username: user.to_owned(),
-                credential: Credential::Password(password.into()),
-                database: None,
-                tls: TlsPolicy::VerifyFull,
-                trust: trust(self.inner.ca_pem()),
-                deadline: Instant::now() + Duration::from_secs(20),
-            }
+            verify_full_spec(EngineFamily::Postgres, self.inner.host(), self.inner.port(), self.inner.ca_pem(), user, password)
         }
 
         pub async fn connect_as(&self, user: &str, password: &str) -> Result<Box<dyn AdminSession>, DbError> {
@@ -120,7 +95,7 @@ mod support {
                 if self.admin_value("SHOW log_statement").await == "all" {
                     return;
                 }
-                tokio::time::sleep(Duration::from_millis(100)).await;
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
             }
             panic!("log_statement did not become 'all'");
         }
