@@ -16,6 +16,7 @@
 mod connection_test_support;
 
 use connection_test_support::*;
+use dbcreds_testenv::moto_iam::{iam, set_iam_enforcement, user_with_key};
 use dbcreds_testenv::{MariaDb, Moto, Postgres, ServerOptions};
 use serde_json::json;
 use std::path::Path;
@@ -66,11 +67,11 @@ async fn iam_mode_assumes_the_role_signs_and_presents_the_token_over_verified_tl
 #[tokio::test]
 async fn a_denied_assume_role_is_assume_role_denied_and_nothing_else_is_tried() {
     let moto = Moto::start().await;
-    let (denied_key, denied_secret) = moto_user_with_key(&moto, "app-function-denied");
-    let (allowed_key, allowed_secret) = moto_user_with_key(&moto, "app-function-allowed");
+    let (denied_key, denied_secret) = user_with_key(&moto, "app-function-denied").await;
+    let (allowed_key, allowed_secret) = user_with_key(&moto, "app-function-allowed").await;
     let policy = json!({ "Version": "2012-10-17", "Statement": [{ "Effect": "Allow", "Action": "sts:AssumeRole", "Resource": ROLE }] }).to_string();
-    moto_iam(&moto, &[("Action", "PutUserPolicy"), ("UserName", "app-function-allowed"), ("PolicyName", "assume-db-connect"), ("PolicyDocument", &policy)]);
-    moto_enforce_iam(&moto);
+    iam(&moto, &[("Action", "PutUserPolicy"), ("UserName", "app-function-allowed"), ("PolicyName", "assume-db-connect"), ("PolicyDocument", &policy)]).await;
+    set_iam_enforcement(&moto, true).await;
 
     let env_as = |key: &str, secret: &str| {
         let mut env = iam_env(&moto, "postgres", refused_port(), Path::new(""));

@@ -4,8 +4,7 @@
 
 use dbcreds_testenv::{LambdaFunction, Moto, Outcome};
 use serde_json::Value;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{TcpListener, TcpStream};
 use std::time::Duration;
 
 pub const BINARY: &str = "connection-test";
@@ -205,59 +204,4 @@ pub async fn put_secret(moto: &Moto, name: &str, value: &Value) -> String {
     let client = aws_sdk_secretsmanager::Client::new(&moto.sdk_config().await);
     let created = client.create_secret().name(name).secret_string(value.to_string()).send().await.expect("create the secret in moto");
     created.arn().expect("moto returns the ARN").to_owned()
-}
-
-/// One call to moto's IAM API (query protocol). moto routes by the credential scope of the
-/// Authorization header and does not check the signature while its IAM enforcement is off.
-pub fn moto_iam(moto: &Moto, params: &[(&str, &str)]) -> String {
-    let mut body = String::from("Version=2010-05-08");
-    for (name, value) in params {
-        body.push('&');
-        body.push_str(name);
-        body.push('=');
-        body.push_str(&percent_encode(value));
-    }
-    http_post(moto.port(), "/", &body, Some("AWS4-HMAC-SHA256 Credential=test/20240101/us-east-1/iam/aws4_request, SignedHeaders=host, Signature=0"), "application/x-www-form-urlencoded")
-}
-
-/// Turns on moto's IAM enforcement: from now on every request must be signed by a user moto
-/// knows, and is checked against that user's policies.
-pub fn moto_enforce_iam(moto: &Moto) {
-    // A raw body: with a form content type moto's handler would find no data.
-    let answer = http_post(moto.port(), "/moto-api/reset-auth", "0", None, "application/octet-stream");
-    assert!(answer.contains("\"ok\""), "moto did not enable IAM enforcement: {answer}");
-}
-
-/// `(access key id, secret access key)` of a new moto IAM user.
-pub fn moto_user_with_key(moto: &Moto, user: &str) -> (String, String) {
-    moto_iam(moto, &[("Action", "CreateUser"), ("UserName", user)]);
-    let answer = moto_iam(moto, &[("Action", "CreateAccessKey"), ("UserName", user)]);
-    (xml_text(&answer, "AccessKeyId"), xml_text(&answer, "SecretAccessKey"))
-}
-
-fn xml_text(xml: &str, tag: &str) -> String {
-    let start = xml.find(&format!("<{tag}>")).unwrap_or_else(|| panic!("no <{tag}> in {xml}")) + tag.len() + 2;
-    let end = xml[start..].find(&format!("</{tag}>")).unwrap() + start;
-    xml[start..end].to_owned()
-}
-
-fn percent_encode(value: &str) -> String {
-    value.bytes().map(|b| if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") }).collect()
-}
-
-fn http_post(port: u16, path: &str, body: &str, authorization: Option<&str>, content_type: &str) -> String {
-    let address: SocketAddr = ([127, 0, 0, 1], port).into();
-    let mut stream = TcpStream::connect_timeout(&address, Duration::from_secs(5)).expect("connect to moto");
-    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    let mut request = format!("POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n", body.len());
-    if let Some(authorization) = authorization {
-        request.push_str(&format!("Authorization: {authorization}\r\n"));
-    }
-    request.push_str("\r\n");
-    request.push_str(body);
-    stream.write_all(request.as_bytes()).unwrap();
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).unwrap();
-    assert!(answer.starts_with("HTTP/1.1 200") || answer.starts_with("HTTP/1.0 200"), "moto answered: {answer}");
-    answer
 }

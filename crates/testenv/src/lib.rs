@@ -40,6 +40,7 @@ pub mod lambda;
 pub mod leak_audit;
 mod mariadb;
 mod moto;
+pub mod moto_iam;
 pub mod moto_rotation;
 mod net;
 mod options;
