@@ -20,7 +20,10 @@
 //! - [`HttpFault::Hang`]: not relayed, never answered: the client's own timeout ends it;
 //! - [`HttpFault::HangAfterForward`]: relayed (applied), never answered;
 //! - [`HttpFault::Reset`]: not relayed; the connection is closed without an answer;
-//! - [`HttpFault::Delay`]: relayed after a pause.
+//! - [`HttpFault::Delay`]: relayed after a pause;
+//! - [`HttpFault::Reject`]: not relayed; the service's error of that status and code (say 400
+//!   `AccessDeniedException` or `DecryptionFailure`), as a permanent refusal rather than a
+//!   transient one.
 //!
 //! **AWS's PutSecretValue semantics** ([`HttpFaultProxy::aws_put_semantics`]): moto silently
 //! overwrites a version when PutSecretValue repeats its ClientRequestToken, where AWS answers the
@@ -58,6 +61,8 @@ pub enum HttpFault {
     HangAfterForward,
     Reset,
     Delay(Duration),
+    /// A permanent error of the service: the status and the error code.
+    Reject(u16, &'static str),
 }
 
 impl HttpFault {
@@ -71,6 +76,7 @@ impl HttpFault {
             HttpFault::HangAfterForward => "aws_hang_after_applied",
             HttpFault::Reset => "aws_reset",
             HttpFault::Delay(_) => "aws_delay",
+            HttpFault::Reject(..) => "aws_reject",
         }
     }
 }
@@ -256,6 +262,10 @@ async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Result<Proxy
             error_response(StatusCode::BAD_REQUEST, code, "Rate exceeded", json_protocol)
         }
         Some(HttpFault::ServerError(status)) => server_error(status, json_protocol),
+        Some(HttpFault::Reject(status, code)) => {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
+            error_response(status, code, "refused by the fault proxy", json_protocol)
+        }
         Some(HttpFault::FailAfterForward(status)) => {
             let _applied = forward().await;
             server_error(status, json_protocol)

@@ -24,9 +24,30 @@ pub use prng::{Prng, fresh_seed, format_seed, parse_seed, seed_from_env};
 pub use tcp_proxy::{TcpFault, TcpFaultProxy, TcpRule};
 
 /// SIGKILL to one process the test started (a function's pid from [`crate::LambdaFunction::pid`]),
-/// as Lambda stops a function at its deadline. Returns whether the signal was delivered.
+/// as Lambda stops a function at its deadline. Returns whether the signal was delivered, once
+/// the process has died: a signal is delivered asynchronously, and a process still dying when
+/// the next invocation looks would take that invocation down with it.
 pub fn kill_process(pid: u32) -> bool {
-    let Ok(pid) = libc::pid_t::try_from(pid) else { return false };
+    let Ok(raw) = libc::pid_t::try_from(pid) else { return false };
     // SAFETY: kill(2) with a pid the caller owns; no memory is shared.
-    unsafe { libc::kill(pid, libc::SIGKILL) == 0 }
+    let delivered = unsafe { libc::kill(raw, libc::SIGKILL) == 0 };
+    if delivered {
+        wait_until_dead(pid);
+    }
+    delivered
+}
+
+/// Until the process is a zombie (dead, not yet reaped by its owner) or gone; bounded, since a
+/// SIGKILLed process dies within milliseconds unless it is stuck in the kernel.
+fn wait_until_dead(pid: u32) {
+    let stat = format!("/proc/{pid}/stat");
+    for _ in 0..5_000 {
+        let Ok(text) = std::fs::read_to_string(&stat) else { return };
+        // The state follows the command name, which is in parentheses and may hold spaces.
+        let state = text.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().next());
+        if matches!(state, Some("Z" | "X") | None) {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
 }
