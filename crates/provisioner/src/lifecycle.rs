@@ -349,6 +349,8 @@ async fn complete_secret_and_prove(session: &mut dyn AdminSession, target: &Targ
     let Some(secret) = &user.secret else { return Ok(()) };
     let completed = users::completed_document(&secret.document, target, user.spec.strategy);
     let label = format!("{} ({})", for_log(&user.username), user.spec.path().trim_end_matches('.'));
+    // The operator reading a failed login needs the database as well as the user.
+    let logging_in = format!("logging in as {label} to database {}", for_log(target.database()));
 
     // A user that already existed may have another password than its secret (an adopted user):
     // the secret is the source of truth, so the password is set to the secret's.
@@ -360,7 +362,7 @@ async fn complete_secret_and_prove(session: &mut dyn AdminSession, target: &Targ
             let password = secret.document.password()?;
             session.set_password(&user.username, password).await.map_err(|e| ProvisionError::from(e).context(&format!("setting the password of {label}")))?;
         }
-        Err(err) => return Err(err.context(&format!("logging in as {label}"))),
+        Err(err) => return Err(err.context(&logging_in)),
     }
 
     if completed.to_json() != secret.document.to_json() {
@@ -374,7 +376,7 @@ async fn complete_secret_and_prove(session: &mut dyn AdminSession, target: &Targ
         tracing::info!(step = "secret", secret_arn = %dbcreds_core::sanitize::field(&secret.arn), user = %user.username, "secret already complete");
     }
     if !proven {
-        prove_login(&completed, target, env, ctx).await.map_err(|e| e.context(&format!("logging in as {label}")))?;
+        prove_login(&completed, target, env, ctx).await.map_err(|e| e.context(&logging_in))?;
     }
     tracing::info!(step = "login", user = %user.username, "the user logs in with its secret");
     Ok(())
