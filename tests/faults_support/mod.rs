@@ -322,6 +322,9 @@ pub struct Figures {
     pub faults: BTreeMap<String, u64>,
     /// Times the single-user window (AWSCURRENT refused, AWSPENDING accepted) was observed.
     pub single_user_windows: u64,
+    /// PutSecretValue calls that repeated a token (concurrent or retried createSecret), answered
+    /// as AWS does (success for the same value, ResourceExistsException for another).
+    pub put_token_repeats: u64,
     pub invariant_checks: u64,
     /// Clean attempts needed after the faults stopped: count of rotations by attempts.
     pub clean_attempts: BTreeMap<String, u64>,
@@ -343,7 +346,7 @@ impl Figures {
         json!({
             "schedules": self.schedules, "rotations": self.rotations, "deliveries": self.deliveries,
             "failed_deliveries": self.failed_deliveries, "deadline_overruns": self.deadline_overruns,
-            "faults": self.faults, "single_user_windows": self.single_user_windows,
+            "faults": self.faults, "single_user_windows": self.single_user_windows, "put_token_repeats": self.put_token_repeats,
             "invariant_checks": self.invariant_checks, "clean_attempts": self.clean_attempts,
             "violations": self.violations, "seconds": self.seconds,
         })
@@ -359,6 +362,7 @@ impl Figures {
             *self.faults.entry(kind.clone()).or_default() += n;
         }
         self.single_user_windows += other.single_user_windows;
+        self.put_token_repeats += other.put_token_repeats;
         self.invariant_checks += other.invariant_checks;
         for (kind, n) in &other.clean_attempts {
             *self.clean_attempts.entry(kind.clone()).or_default() += n;
@@ -378,6 +382,7 @@ impl fmt::Display for Figures {
         }
         writeln!(f, "invariant checks:       {}", self.invariant_checks)?;
         writeln!(f, "single-user windows:    {} (AWSCURRENT refused, AWSPENDING logged in)", self.single_user_windows)?;
+        writeln!(f, "repeated put tokens:    {} (answered as AWS does)", self.put_token_repeats)?;
         writeln!(f, "clean attempts to converge: {:?}", self.clean_attempts)?;
         writeln!(f, "deadline overruns:      {} (the emulator killed a function that did not answer by its deadline)", self.deadline_overruns)?;
         writeln!(f, "invariant violations:   {}", self.violations.len())?;
@@ -663,13 +668,16 @@ impl Rig {
         if !succeeded {
             self.figures.failed_deliveries += 1;
         }
-        trail.delivery(step, faults, &outcomes);
+        let invoked = trail.started.elapsed();
         if !faulty && !succeeded {
             let logs = invocations.last().map(|i| i.logs.as_str()).unwrap_or("");
             let tail: String = logs.chars().rev().take(3000).collect::<Vec<_>>().into_iter().rev().collect();
             trail.note(&format!("logs of the failed clean delivery (tail):\n{tail}"));
         }
-        self.check(arn, trail, &format!("after {step}")).await?;
+        let checking = Instant::now();
+        let checked = self.check(arn, trail, &format!("after {step}")).await;
+        trail.delivery(step, faults, &outcomes, invoked, checking.elapsed());
+        checked?;
         Ok(succeeded)
     }
 
@@ -687,14 +695,22 @@ impl Rig {
         };
         let pending_document = pending.first().and_then(|v| v.document.clone());
 
+        // (user, password) pairs already seen to log in during this check.
+        let mut accepted: BTreeSet<(String, String)> = BTreeSet::new();
+        let credentials = |document: &Value| (document["username"].as_str().unwrap_or_default().to_owned(), document["password"].as_str().unwrap_or_default().to_owned());
         match self.login(&current_document).await? {
-            Login::Accepted => {}
+            Login::Accepted => {
+                accepted.insert(credentials(&current_document));
+            }
             Login::Refused => {
                 let window = self.strategy == Strategy::SingleUser && pending_document.is_some();
                 let pending_logs_in = match &pending_document {
                     Some(document) if window => self.login(document).await? == Login::Accepted,
                     _ => false,
                 };
+                if let (true, Some(document)) = (pending_logs_in, &pending_document) {
+                    accepted.insert(credentials(document));
+                }
                 if !pending_logs_in {
                     return Err(Violation(format!(
                         "{when}: LOCKOUT: AWSCURRENT ({}, user {}) does not log in{}",
@@ -714,11 +730,10 @@ impl Rig {
             if !self.db.user_exists(&user).await {
                 continue;
             }
-            let mut candidates: Vec<&Value> = versions.iter().filter_map(|v| v.document.as_ref()).filter(|d| d["username"] == json!(user)).collect();
-            candidates.dedup_by(|a, b| a["password"] == b["password"]);
-            let mut any = false;
-            for document in candidates {
-                if self.login(document).await? == Login::Accepted {
+            let passwords: BTreeSet<String> = versions.iter().filter_map(|v| v.document.as_ref()).filter(|d| d["username"] == json!(user)).map(|d| credentials(d).1).collect();
+            let mut any = passwords.iter().any(|password| accepted.contains(&(user.clone(), password.clone())));
+            for password in passwords.iter().filter(|_| !any) {
+                if self.login(&json!({"username": user, "password": password})).await? == Login::Accepted {
                     any = true;
                     break;
                 }
@@ -785,6 +800,11 @@ impl Rig {
             *self.figures.faults.entry(kind.to_owned()).or_default() += n;
         }
         for (kind, n) in self.http.injected() {
+            if kind == "aws_put_repeat_emulated" {
+                // Not a fault: a repeated PutSecretValue token answered as AWS answers it.
+                self.figures.put_token_repeats += n;
+                continue;
+            }
             *self.figures.faults.entry(kind.to_owned()).or_default() += n;
         }
     }
@@ -816,9 +836,9 @@ impl Trail {
         self.lines.push(format!("  -- {text}"));
     }
 
-    fn delivery(&mut self, step: &str, faults: &[Fault], outcomes: &[String]) {
+    fn delivery(&mut self, step: &str, faults: &[Fault], outcomes: &[String], at: Duration, checked_in: Duration) {
         let faults = if faults.is_empty() { String::new() } else { format!(" with {faults:?}") };
-        self.lines.push(format!("  [{:>5.1}s] {step}{faults} -> {}", self.started.elapsed().as_secs_f64(), outcomes.join(" | ")));
+        self.lines.push(format!("  [{:>5.1}s, checked in {} ms] {step}{faults} -> {}", at.as_secs_f64(), checked_in.as_millis(), outcomes.join(" | ")));
     }
 }
 
