@@ -17,7 +17,9 @@
 //! Findings name the file, the offset, the secret's origin and the form, never the secret.
 //!
 //! `scripts/test` empties the directory before the suite and runs the audit after it
-//! (`tests/log_leak_audit.rs`).
+//! (`tests/log_leak_audit.rs`, an ignored test run alone with `--run-ignored only`), over the
+//! records and nextest's JUnit report (`target/nextest/ci/junit.xml`, which `.config/nextest.toml`
+//! makes keep every test's output); any finding fails the run.
 
 use aho_corasick::{AhoCorasick, MatchKind};
 use serde_json::Value;
@@ -53,12 +55,11 @@ fn process_stem() -> &'static str {
 
 /// Appends to one of this process's record files. Recording must never fail a test: a record
 /// that cannot be written is reported on stderr (and the audit then has less to read).
-fn append(suffix: &str, bytes: &[u8]) {
+fn append_in(dir: &Path, suffix: &str, bytes: &[u8]) {
     static WRITING: Mutex<()> = Mutex::new(());
     let _serialised = WRITING.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    let dir = record_dir();
     let path = dir.join(format!("{}{suffix}", process_stem()));
-    let result = std::fs::create_dir_all(&dir).and_then(|()| OpenOptions::new().create(true).append(true).open(&path)).and_then(|mut file| file.write_all(bytes));
+    let result = std::fs::create_dir_all(dir).and_then(|()| OpenOptions::new().create(true).append(true).open(&path)).and_then(|mut file| file.write_all(bytes));
     if let Err(err) = result {
         eprintln!("leak audit: cannot record into {}: {err}", path.display());
     }
@@ -66,19 +67,29 @@ fn append(suffix: &str, bytes: &[u8]) {
 
 /// Registers a secret the audit must never find in any output.
 pub fn register_secret(origin: &str, value: &str) {
+    register_secret_in(&record_dir(), origin, value);
+}
+
+/// As [`register_secret`], into another record directory (the audit's own self-test).
+pub fn register_secret_in(dir: &Path, origin: &str, value: &str) {
     if value.is_empty() {
         return;
     }
     let line = serde_json::json!({"origin": origin, "value": value}).to_string() + "\n";
-    append(".secrets.jsonl", line.as_bytes());
+    append_in(dir, ".secrets.jsonl", line.as_bytes());
 }
 
 /// Records output the audit searches (a log, a response, an error), as is.
 pub fn record_output(origin: &str, text: &str) {
+    record_output_in(&record_dir(), origin, text);
+}
+
+/// As [`record_output`], into another record directory (the audit's own self-test).
+pub fn record_output_in(dir: &Path, origin: &str, text: &str) {
     let mut blob = format!("\n=== {origin} ===\n").into_bytes();
     blob.extend_from_slice(text.as_bytes());
     blob.push(b'\n');
-    append(".out", &blob);
+    append_in(dir, ".out", &blob);
 }
 
 /// Records a whole file of output (a function's log).
@@ -311,6 +322,14 @@ fn files_with_suffix(dir: &Path, suffix: &str) -> Vec<PathBuf> {
         .collect();
     files.sort();
     files
+}
+
+/// The audit of a record directory: every secret registered there, searched in every output
+/// recorded there and in `extra` files (a JUnit report).
+pub fn audit_dir(dir: &Path, extra: &[PathBuf]) -> AuditReport {
+    let mut outputs = recorded_outputs(dir);
+    outputs.extend(extra.iter().filter(|path| path.exists()).cloned());
+    audit(&registered_secrets(dir), &outputs)
 }
 
 /// Searches `outputs` (and, for an XML file such as a JUnit report, its unescaped text too) for
