@@ -7,6 +7,7 @@
 //! - [`rotator`]: the preamble every step runs, the dispatch, the deadline, the report.
 //! - [`steps`]: `create_secret`, `set_secret` (single user, alternating users), `test_secret`,
 //!   `finish_secret`, each commented with the cases it handles.
+//! - [`master`]: the master login of an alternating-users secret, shared with the operator CLI.
 //! - [`ports`]: the [`ports::Databases`] and [`ports::EndpointLookup`] traits and their live
 //!   implementations over `dbcreds_db` and `dbcreds_aws::RdsEndpoints`.
 //!
@@ -17,6 +18,7 @@
 pub mod config;
 pub mod error;
 pub mod event;
+pub mod master;
 pub mod ports;
 pub mod rotator;
 pub mod steps;
