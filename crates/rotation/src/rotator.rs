@@ -215,6 +215,56 @@ impl<'a> Rotator<'a> {
     }
 }
 
+impl Rotator<'_> {
+    /// Starts a rotation for a caller that runs the four steps itself instead of Secrets Manager
+    /// invoking a function (the operator CLI's `dbcreds rotate`), and runs its createSecret.
+    ///
+    /// RotateSecret, before it invokes the function, checks that no other rotation is in progress
+    /// and creates the token's version with AWSPENDING and no value; the public API offers no way
+    /// to create a version without a value. So this makes the same checks (rotation enabled, no
+    /// version AWSPENDING other than AWSCURRENT, `token` not yet a version) and then runs the very
+    /// createSecret a function runs, whose PutSecretValue creates the version with AWSPENDING.
+    /// After it, the token is a pending version with a value: the remaining steps go through
+    /// [`Rotator::run`] like any invocation, and a rotation interrupted anywhere is finished by
+    /// running the steps again with the same token.
+    pub async fn start(&self, secret_id: &str, token: &str, deadline: Instant) -> StepReport {
+        let started = std::time::Instant::now();
+        let payload = serde_json::json!({"Step": Step::CreateSecret.as_str(), "SecretId": secret_id, "ClientRequestToken": token});
+        let mut info = StepInfo { step: Some(Step::CreateSecret), secret_arn: Some(clean(secret_id)), version: Some(clean(token)), ..StepInfo::default() };
+        let result = match RotationEvent::from_json(&payload) {
+            Err(err) => Err(RotationError::from(err).context("the rotation was not started (nothing was called or changed)")),
+            Ok(event) => match tokio::time::timeout_at(deadline, self.start_event(&event, deadline, &mut info)).await {
+                Ok(result) => result,
+                Err(_) => Err(RotationError::new(ErrorClass::Deadline, "createSecret stopped at the deadline; run the steps again with the same token to finish it")),
+            },
+        };
+        StepReport { info, strategy: self.config.strategy, duration_ms: started.elapsed().as_millis() as u64, result }
+    }
+
+    async fn start_event(&self, event: &RotationEvent, deadline: Instant, info: &mut StepInfo) -> Result<Outcome, RotationError> {
+        let metadata = self.store.describe(&event.secret_id).await.map_err(|e| RotationError::from(e).context("describing the secret"))?;
+        info.secret_arn = Some(clean(&metadata.arn));
+        let secret = for_log(&metadata.arn);
+        if !metadata.rotation_enabled {
+            return Err(RotationError::state(format!(
+                "secret {secret} is not enabled for rotation; turn rotation on (RotateSecret with the rotation function's ARN) before rotating it"
+            )));
+        }
+        let in_progress = metadata.versions.iter().find(|(_, stages)| stages.iter().any(|s| s == AWSPENDING) && !stages.iter().any(|s| s == AWSCURRENT));
+        if let Some((pending, _)) = in_progress {
+            return Err(RotationError::state(format!(
+                "a previous rotation of secret {secret} isn't complete: version {} is AWSPENDING; finish it by running its steps again with that token, or remove AWSPENDING from it to abandon it",
+                for_log(pending)
+            )));
+        }
+        if metadata.versions.contains_key(&event.client_request_token) {
+            return Err(RotationError::input(format!("version {} already exists in secret {secret}; start a rotation with a new token", for_log(&event.client_request_token))));
+        }
+        let invocation = Invocation { rotator: self, event, metadata, deadline };
+        steps::create_secret(&invocation, info).await
+    }
+}
+
 /// The checks every step starts with (see the module documentation).
 fn preamble(inv: &Invocation<'_>) -> Result<Preamble, RotationError> {
     let metadata = &inv.metadata;

@@ -674,3 +674,47 @@ async fn reports_carry_what_the_log_line_needs() {
     let pending = world.document(&t);
     assert!(!debug.contains(pending["password"].as_str().unwrap()), "no password in the report");
 }
+
+// ---------------------------------------------------------------------------------------------
+// A rotation started by a caller that runs the steps itself (the operator CLI)
+
+#[tokio::test]
+async fn start_creates_the_pending_version_and_the_other_steps_finish_the_rotation() {
+    for strategy in [Strategy::SingleUser, Strategy::AlternatingUsers] {
+        let world = World::new("postgres", strategy);
+        let t = token(1);
+        let report = world.rotator().start(ARN, &t, Instant::now() + Duration::from_secs(30)).await;
+        assert_eq!(report.result.expect("started"), Outcome::Created);
+        assert_eq!(world.pending_ids(), vec![t.clone()]);
+        for step in [Step::SetSecret, Step::TestSecret, Step::FinishSecret] {
+            world.ok(step, &t).await;
+        }
+        assert_eq!(world.current_id(), t);
+        assert!(world.logs_in(&world.document(&t)));
+    }
+}
+
+#[tokio::test]
+async fn start_refuses_a_rotation_in_progress_a_disabled_rotation_and_a_used_token() {
+    let world = World::new("mysql", Strategy::SingleUser);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    world.start_rotation(&token(1));
+    let before = world.snapshot();
+    let err = world.rotator().start(ARN, &token(2), deadline).await.result.unwrap_err();
+    assert_eq!(err.class, ErrorClass::State);
+    assert!(err.message.contains("isn't complete") && err.message.contains(&token(1)), "{err}");
+    assert_eq!(world.snapshot(), before);
+
+    let world = World::new("mysql", Strategy::SingleUser);
+    world.store.with_secret_mut(ARN, |s| s.rotation_enabled = false);
+    let err = world.rotator().start(ARN, &token(2), deadline).await.result.unwrap_err();
+    assert!(err.message.contains("not enabled for rotation"), "{err}");
+
+    let world = World::new("mysql", Strategy::SingleUser);
+    let err = world.rotator().start(ARN, V0, deadline).await.result.unwrap_err();
+    assert_eq!(err.class, ErrorClass::Input);
+    assert!(err.message.contains("already exists"), "{err}");
+    let err = world.rotator().start(ARN, "short", deadline).await.result.unwrap_err();
+    assert_eq!(err.class, ErrorClass::Input);
+    assert!(world.pending_ids().is_empty());
+}
