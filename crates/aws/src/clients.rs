@@ -111,11 +111,21 @@ impl AwsClients {
     /// `AWS_ENDPOINT_URL_SECRETS_MANAGER`, `AWS_ENDPOINT_URL_STS`, `AWS_ENDPOINT_URL_RDS`, the
     /// credentials chain, and AWS's `SECRETS_MANAGER_ENDPOINT`. Call it once per cold start.
     pub async fn from_env() -> Result<Self, AwsError> {
-        let config = aws_config::defaults(BehaviorVersion::latest())
-            .timeout_config(CallTimeouts::DEFAULT.to_config())
-            .retry_config(retry_config())
-            .load()
-            .await;
+        Self::from_env_with(None, None).await
+    }
+
+    /// [`AwsClients::from_env`] with a region and a named profile chosen by the caller, which win
+    /// over `AWS_REGION` and `AWS_PROFILE` (the operator CLI's `--region` and `--profile`).
+    pub async fn from_env_with(region: Option<&str>, profile: Option<&str>) -> Result<Self, AwsError> {
+        let mut loader = aws_config::defaults(BehaviorVersion::latest()).timeout_config(CallTimeouts::DEFAULT.to_config()).retry_config(retry_config());
+        if let Some(region) = region {
+            validate_region("region", region)?;
+            loader = loader.region(Region::new(region.to_owned()));
+        }
+        if let Some(profile) = profile {
+            loader = loader.profile_name(profile);
+        }
+        let config = loader.load().await;
         let endpoint = std::env::var(SECRETS_MANAGER_ENDPOINT).ok();
         Self::from_sdk_config(config, endpoint.as_deref())
     }
