@@ -4,7 +4,7 @@ pub mod budget;
 pub mod logging;
 
 pub use budget::Budget;
-pub use logging::init_logging;
+pub use logging::{init_cli_logging, init_logging};
 
 /// Reads configuration from the process environment. Functions take `impl Fn(&str) ->
 /// Option<String>` so their parsing is testable; this is the production source.

@@ -32,6 +32,28 @@ pub fn init_logging() {
         .try_init();
 }
 
+/// For a command-line tool (the `dbcreds` operator CLI), whose stdout is its output and whose
+/// own messages are text: the same JSON lines, on stderr, only when asked for. `level` is for our
+/// crates (`None`: no logs at all); dependencies log errors only, so the SDK's chatter (a missing
+/// instance metadata service on a laptop) stays out of the operator's way. `RUST_LOG` wins.
+pub fn init_cli_logging(level: Option<&str>) {
+    let filter = match (std::env::var("RUST_LOG").ok(), level) {
+        (Some(directives), _) => EnvFilter::new(directives),
+        (None, Some(level)) => EnvFilter::new(format!("error,{}", our_crates(level))),
+        (None, None) => EnvFilter::new("off"),
+    };
+    let _ = tracing_subscriber::fmt()
+        .json()
+        .flatten_event(true)
+        .with_current_span(false)
+        .with_span_list(true)
+        .with_target(false)
+        .with_ansi(false)
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
 /// Our crates log at the chosen level; dependencies only warn, so a driver's debug output can
 /// never dump a packet with a password in it.
 fn our_crates(level: &str) -> String {
