@@ -28,6 +28,6 @@ pub use clients::{AwsClients, CallTimeouts};
 pub use error::AwsError;
 pub use iam_token::IamTokenRequest;
 pub use rds::{DatabaseEndpoint, RdsEndpoints, RdsOwner};
-pub use secrets_manager::{CallCounts, SecretsManagerStore};
+pub use secrets_manager::{CallCounts, ListedVersion, SecretsManagerStore};
 pub use sts::{AssumedCredentials, RoleAssumer};
 pub use secret_store::{SecretMetadata, SecretStore, SecretVersion, VersionSelector, AWSCURRENT, AWSPENDING, AWSPREVIOUS};

@@ -288,6 +288,54 @@ impl SecretsManagerStore {
     }
 }
 
+/// One version as ListSecretVersionIds reports it: also the versions without a stage, which
+/// DescribeSecret leaves out (AWS deprecates them and may delete them).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ListedVersion {
+    pub version_id: String,
+    pub stages: Vec<String>,
+    pub created: Option<String>,
+    pub last_accessed: Option<String>,
+}
+
+impl SecretsManagerStore {
+    /// Every version of the secret, deprecated ones (no stage) included, for diagnostics (the
+    /// operator CLI's doctor). Not part of the [`SecretStore`] port: no rotation or provisioning
+    /// step needs it.
+    pub async fn list_versions(&self, secret_id: &str) -> Result<Vec<ListedVersion>, AwsError> {
+        let call = self.context("ListSecretVersionIds", secret_id, ErrorClass::Input, "the IAM policy must allow secretsmanager:ListSecretVersionIds on the secret");
+        let mut versions = Vec::new();
+        let mut next_token: Option<String> = None;
+        loop {
+            let overrides = self.override_config(call.operation)?;
+            let output = self
+                .client
+                .list_secret_version_ids()
+                .secret_id(secret_id)
+                .include_deprecated(true)
+                .set_next_token(next_token.take())
+                .customize()
+                .config_override(overrides)
+                .send()
+                .await
+                .map_err(|err| from_sdk_error(&call, &err))?;
+            for entry in output.versions.unwrap_or_default() {
+                let Some(version_id) = entry.version_id else { continue };
+                versions.push(ListedVersion {
+                    version_id,
+                    stages: entry.version_stages.unwrap_or_default(),
+                    created: format_date(entry.created_date.as_ref()),
+                    last_accessed: format_date(entry.last_accessed_date.as_ref()),
+                });
+            }
+            match output.next_token {
+                Some(token) if !token.is_empty() => next_token = Some(token),
+                _ => return Ok(versions),
+            }
+        }
+    }
+}
+
 /// `arn:<partition>:secretsmanager:<region>:<account>:secret:<name>-<6 chars>`. Only a complete
 /// ARN identifies one secret for ever; a name can be deleted and created again.
 fn is_full_secret_arn(secret_id: &str) -> bool {
