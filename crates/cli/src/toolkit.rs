@@ -23,7 +23,6 @@ pub fn deadline_in(time: Duration) -> Instant {
 }
 
 pub struct Toolkit {
-    pub clients: AwsClients,
     pub store: SecretsManagerStore,
     pub rds: RdsEndpoints,
     pub trust: Arc<TrustStore>,
@@ -33,7 +32,7 @@ impl Toolkit {
     pub async fn load(global: &GlobalArgs) -> Result<Self, CliError> {
         let clients = aws_clients(global, None).await?;
         let trust = trust_store(global)?;
-        Ok(Self { store: SecretsManagerStore::new(&clients), rds: RdsEndpoints::new(&clients), clients, trust })
+        Ok(Self { store: SecretsManagerStore::new(&clients), rds: RdsEndpoints::new(&clients), trust })
     }
 }
 
