@@ -876,7 +876,9 @@ pub async fn run(kind: EngineKind, strategy: Strategy, seeds: &[u64]) -> Figures
     let figures = rig.figures.clone();
     let name = format!("{}-{}", kind.name(), strategy.name());
     println!("== {name} ==\n{figures}");
-    let dir = dbcreds_testenv::paths::target_dir().join("faults");
+    // scripts/faults-long gives its run a directory of its own, so that a CI sample run at the
+    // same time (another checkout's suite, a developer's test) cannot add to its figures.
+    let dir = std::env::var_os("DBCREDS_FAULTS_FIGURES_DIR").map(std::path::PathBuf::from).unwrap_or_else(|| dbcreds_testenv::paths::target_dir().join("faults"));
     let _ = std::fs::create_dir_all(&dir);
     let _ = std::fs::write(dir.join(format!("{name}-{}.json", std::process::id())), serde_json::to_string_pretty(&figures.to_json()).unwrap_or_default());
     assert!(figures.violations.is_empty(), "{} invariant violation(s) in {name}:\n{}", figures.violations.len(), figures.violations.join("\n\n"));
