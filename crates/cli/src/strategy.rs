@@ -38,8 +38,8 @@ pub fn choose(flag: Option<StrategyArg>, env: Option<Strategy>, current: Option<
         return Chosen { strategy, because: "ROTATION_STRATEGY" };
     }
     match current.and_then(SecretDocument::masterarn) {
-        Some(_) => Chosen { strategy: Strategy::AlternatingUsers, because: "AWSCURRENT names a master secret (masterarn)" },
-        None => Chosen { strategy: Strategy::SingleUser, because: "AWSCURRENT names no master secret (masterarn)" },
+        Some(_) => Chosen { strategy: Strategy::AlternatingUsers, because: "AWSCURRENT names a master secret in masterarn" },
+        None => Chosen { strategy: Strategy::SingleUser, because: "AWSCURRENT names no master secret in masterarn" },
     }
 }
 

@@ -7,12 +7,14 @@
 //! 3. the `rotator` rotates each user, single user and alternating users ([`rotation`]);
 //! 4. the `connection-test` checks the connection, fails on purpose, and tries IAM mode
 //!    ([`connection_check`]);
-//! 5. a summary of what was proven; the exit status is 1 if any proof failed.
+//! 5. `dbcreds doctor` diagnoses a stuck rotation and its suggested fix is run ([`doctor`]);
+//! 6. a summary of what was proven; the exit status is 1 if any proof failed.
 //!
 //! It narrates in plain text on stdout; the functions' JSON logs go to target/demo/. No password
 //! or token is ever printed, and the last proof checks that ([`leaks`]).
 
 mod connection_check;
+mod doctor;
 mod leaks;
 mod login;
 mod narrator;
@@ -29,12 +31,14 @@ use world::World;
 
 /// The Lambda binaries the demo runs, from target/debug.
 pub const FUNCTIONS: [&str; 3] = ["provisioner", "rotator", "connection-test"];
+/// The operator CLI, run by part 5.
+pub const CLI: &str = "dbcreds";
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
     let started = Instant::now();
     let mut out = Narrator::default();
-    let missing: Vec<_> = FUNCTIONS.iter().map(|name| dbcreds_testenv::paths::profile_dir().join(name)).filter(|path| !path.is_file()).collect();
+    let missing: Vec<_> = FUNCTIONS.iter().chain([&CLI]).map(|name| dbcreds_testenv::paths::profile_dir().join(name)).filter(|path| !path.is_file()).collect();
     if !missing.is_empty() {
         eprintln!("demo: the Lambda binaries are not built ({} missing): run scripts/demo, which builds them", missing.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "));
         return ExitCode::FAILURE;
@@ -116,7 +120,12 @@ async fn main() -> ExitCode {
         }
     }
 
-    out.section("5. Summary");
+    out.section("5. The operator CLI: dbcreds doctor diagnoses a stuck rotation, and its fix is run");
+    if let Some((database, secrets)) = provisioned.iter().find(|(database, _)| database.column() == Column::MariaDb) {
+        doctor::stuck_rotation(&world, database, &secrets.user_a_arn, &mut out).await;
+    }
+
+    out.section("6. Summary");
     let transcript = out.transcript().to_owned();
     let leak_check = leaks::check(&world, &transcript);
     out.proof(Column::All, "no password or token in the output, answers or logs", leak_check);
