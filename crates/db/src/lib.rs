@@ -8,11 +8,14 @@
 //! - [`GrantAdmin`]: read a user's privileges, give a user exactly a privilege set on one
 //!   database, and make one user a faithful copy of another (alternating-users rotation).
 //!
+//! [`dry_run`] plans what a caller would change (the SQL, passwords redacted) without changing it.
+//!
 //! [`connect`] picks the adapter from the engine family. Each adapter detects the server's flavour
 //! and version from what the server reports ([`ServerInfo`]) and chooses its syntax from
 //! capabilities, never from a version-string prefix.
 
 pub mod connect;
+pub mod dry_run;
 pub mod error;
 pub mod mysql;
 pub mod postgres;

@@ -24,3 +24,4 @@ pub mod sql;
 pub mod tls_version;
 
 pub use session::{DEFAULT_DATABASE, connect};
+pub(crate) use session::PgSession;

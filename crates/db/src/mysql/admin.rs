@@ -48,6 +48,49 @@ impl MySqlSession {
         Ok(self.accounts(&[user]).await?.into_keys().map(|(_, host)| host).collect())
     }
 
+    /// What `apply_privileges` would run: the grants and revokes that give `user` exactly `spec`
+    /// on `database`, planned against the catalog. `user_is_new`: the user does not exist yet (a
+    /// dry run that plans its creation), so it would be at the default host holding nothing.
+    pub(crate) async fn privilege_plan(&mut self, user: &str, database: &str, spec: &PrivilegeSpec, user_is_new: bool) -> Result<Vec<Planned>, DbError> {
+        validate_user("user", user)?;
+        validate_database("database", database)?;
+        let wanted: Vec<String> = match spec {
+            PrivilegeSpec::Preset(preset) => preset_privileges(*preset, &self.server),
+            PrivilegeSpec::List(names) => {
+                let allowed = allowed_privilege_names(EngineFamily::MySql);
+                for (i, name) in names.iter().enumerate() {
+                    if !allowed.contains(&name.as_str()) || !is_privilege_name(name) {
+                        return Err(DbError::new(
+                            ErrorClass::Input,
+                            format!("Privileges[{i}]: {} is not a database privilege MySQL allows here", dbcreds_core::sanitize::for_log(name)),
+                        ));
+                    }
+                }
+                names.clone()
+            }
+        };
+        let hosts = if user_is_new { vec![DEFAULT_HOST.to_owned()] } else { self.hosts(user).await? };
+        if hosts.is_empty() {
+            return Err(DbError::new(ErrorClass::Sql, format!("granting privileges to {}: the user does not exist", statement_subject(user))));
+        }
+        let pattern = database_grant_pattern(database, self.dialect.literal_db_grants);
+        let ids: Vec<AccountId> = hosts.iter().map(|h| (user.to_owned(), h.clone())).collect();
+        let current = if user_is_new { Default::default() } else { self.grants_of(&ids, Scope::Privileges).await? };
+        let mut want = AccountGrants::default();
+        for privilege in &wanted {
+            want.add(ObjectKey::Database(pattern.clone()), privilege, None, false);
+        }
+        let mut plan = Vec::new();
+        for id in &ids {
+            let have = current.get(id).map(|g| g.within_database(database, &pattern)).unwrap_or_default();
+            let account = Account { user, host: &id.1 };
+            let planned = plan_grants(&self.dialect, account, &want, &have)?;
+            plan.extend(planned.grants);
+            plan.extend(planned.revokes);
+        }
+        Ok(plan)
+    }
+
     async fn apply(&mut self, plan: Vec<Planned>, what: &str) -> Result<Vec<GrantChange>, DbError> {
         let applied = self.run_plan(&plan, what).await?;
         Ok(plan.into_iter().zip(applied).filter(|(_, applied)| *applied).map(|(p, _)| p.change).collect())
@@ -205,42 +248,7 @@ impl GrantAdmin for MySqlSession {
     }
 
     async fn apply_privileges(&mut self, user: &str, database: &str, spec: &PrivilegeSpec) -> Result<Vec<GrantChange>, DbError> {
-        validate_user("user", user)?;
-        validate_database("database", database)?;
-        let wanted: Vec<String> = match spec {
-            PrivilegeSpec::Preset(preset) => preset_privileges(*preset, &self.server),
-            PrivilegeSpec::List(names) => {
-                let allowed = allowed_privilege_names(EngineFamily::MySql);
-                for (i, name) in names.iter().enumerate() {
-                    if !allowed.contains(&name.as_str()) || !is_privilege_name(name) {
-                        return Err(DbError::new(
-                            ErrorClass::Input,
-                            format!("Privileges[{i}]: {} is not a database privilege MySQL allows here", dbcreds_core::sanitize::for_log(name)),
-                        ));
-                    }
-                }
-                names.clone()
-            }
-        };
-        let hosts = self.hosts(user).await?;
-        if hosts.is_empty() {
-            return Err(DbError::new(ErrorClass::Sql, format!("granting privileges to {}: the user does not exist", statement_subject(user))));
-        }
-        let pattern = database_grant_pattern(database, self.dialect.literal_db_grants);
-        let ids: Vec<AccountId> = hosts.iter().map(|h| (user.to_owned(), h.clone())).collect();
-        let current = self.grants_of(&ids, Scope::Privileges).await?;
-        let mut want = AccountGrants::default();
-        for privilege in &wanted {
-            want.add(ObjectKey::Database(pattern.clone()), privilege, None, false);
-        }
-        let mut plan = Vec::new();
-        for id in &ids {
-            let have = current.get(id).map(|g| g.within_database(database, &pattern)).unwrap_or_default();
-            let account = Account { user, host: &id.1 };
-            let planned = plan_grants(&self.dialect, account, &want, &have)?;
-            plan.extend(planned.grants);
-            plan.extend(planned.revokes);
-        }
+        let plan = self.privilege_plan(user, database, spec, false).await?;
         self.apply(plan, "applying privileges").await
     }
 
@@ -341,5 +349,59 @@ impl GrantAdmin for MySqlSession {
         grants.extend(revokes);
         changes.extend(self.apply(grants, "mirroring grants").await?);
         Ok(changes)
+    }
+}
+
+/// The dry run's plans: the statements the methods above would run, built by the same code from
+/// the same catalog reads, never executed.
+#[async_trait]
+impl crate::dry_run::PlanWrites for MySqlSession {
+    async fn plan_create_database(&mut self, database: &str) -> Result<Vec<String>, DbError> {
+        validate_database("database", database)?;
+        let existing = self
+            .rows("SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?", vec![database.into()], "looking for the database")
+            .await?;
+        if existing.iter().any(|row| row.first().cloned().flatten().as_deref() == Some(database)) {
+            return Ok(Vec::new());
+        }
+        Ok(vec![self.dialect.create_database(database).redacted().to_owned()])
+    }
+
+    async fn plan_create_user(&mut self, user: &str, auth: NewUserAuth<'_>) -> Result<Vec<String>, DbError> {
+        validate_user("user", user)?;
+        if !self.hosts(user).await?.is_empty() {
+            return Ok(Vec::new());
+        }
+        let account = Account { user, host: DEFAULT_HOST };
+        let auth = match auth {
+            NewUserAuth::Password(password) => AccountAuth::Password { password, plugin: None },
+            NewUserAuth::Iam => AccountAuth::Iam,
+        };
+        let mut statements = vec![self.dialect.create_user(account, auth, None, None, true)?.redacted().to_owned()];
+        if matches!(auth, AccountAuth::Iam) && !self.dialect.caps.alter_user {
+            let tls = crate::mysql::grants::TlsRequirement { ssl_type: crate::mysql::grants::SslType::Any, ..Default::default() };
+            statements.push(self.dialect.alter_tls_and_limits(account, &tls, &Default::default())?.redacted().to_owned());
+        }
+        Ok(statements)
+    }
+
+    async fn plan_set_password(&mut self, user: &str, password: &SecretString, user_is_new: bool) -> Result<Vec<String>, DbError> {
+        validate_user("user", user)?;
+        if user_is_new {
+            return Ok(vec![self.dialect.set_password(Account { user, host: DEFAULT_HOST }, password, None)?.redacted().to_owned()]);
+        }
+        let accounts = self.accounts(&[user]).await?;
+        accounts.iter().map(|((_, host), settings)| Ok(self.dialect.set_password(Account { user, host }, password, settings.plugin.as_deref())?.redacted().to_owned())).collect()
+    }
+
+    async fn plan_privileges(&mut self, user: &str, database: &str, spec: &PrivilegeSpec, user_is_new: bool, _database_is_new: bool) -> Result<(Vec<String>, Vec<GrantChange>), DbError> {
+        let plan = self.privilege_plan(user, database, spec, user_is_new).await?;
+        Ok(plan.into_iter().map(|p| (p.statement.redacted().to_owned(), p.change)).unzip())
+    }
+
+    async fn plan_drop_user(&mut self, user: &str) -> Result<Vec<String>, DbError> {
+        validate_user("user", user)?;
+        let hosts = self.hosts(user).await?;
+        hosts.iter().map(|host| Ok(self.dialect.drop_user(Account { user, host })?.redacted().to_owned())).collect()
     }
 }

@@ -357,6 +357,21 @@ impl PgSession {
 
     /// `apply_privileges` on the connected database.
     async fn apply_here(&mut self, user: &Ident, database: &Ident, wanted: &PrivilegeSet) -> Result<Vec<GrantChange>, DbError> {
+        let (statements, changes) = self.plan_here(user, database, wanted, false).await?;
+        if !statements.is_empty() {
+            self.script(&format!("applying privileges for {user} on {database}"), &statements).await?;
+        }
+        Ok(changes)
+    }
+
+    /// What `apply_here` runs, planned against this database's catalog: the grants and revokes,
+    /// wrapped in the borrowing of the roles whose authority they need. `user_is_new`: the role
+    /// does not exist yet (a dry run that plans its creation), so it holds nothing here.
+    async fn plan_here(&mut self, user: &Ident, database: &Ident, wanted: &PrivilegeSet, user_is_new: bool) -> Result<(Vec<Statement>, Vec<GrantChange>), DbError> {
+        if user_is_new {
+            let current = self.acls_for_a_new_role().await?;
+            return self.finish_plan(user, database, wanted, current).await;
+        }
         let name = user.name();
         let rows = self
             .rows(
@@ -439,6 +454,13 @@ impl PgSession {
             }
         }
 
+        self.finish_plan(user, database, wanted, current).await
+    }
+
+    /// The roles that create objects in the schema (their default privileges are managed), and
+    /// the plan against `current`, with the borrowing statements around it.
+    async fn finish_plan(&mut self, user: &Ident, database: &Ident, wanted: &PrivilegeSet, current: CurrentAcls) -> Result<(Vec<Statement>, Vec<GrantChange>), DbError> {
+        let name = user.name();
         let rows = self
             .rows(
                 "finding the roles that create objects in the schema",
@@ -460,7 +482,7 @@ impl PgSession {
             tracing::warn!(user = %user, entry = %entry, "cannot change these default privileges: they belong to a superuser");
         }
         if plan.statements.is_empty() {
-            return Ok(plan.changes);
+            return Ok((Vec::new(), plan.changes));
         }
         let mut borrow = Vec::new();
         for role in &plan.touched_roles {
@@ -471,8 +493,27 @@ impl PgSession {
         let me = self.session_user.clone();
         let (lend, give_back) = sql::borrow_privileges(&me, &borrow, &self.caps);
         let statements: Vec<Statement> = lend.into_iter().chain(plan.statements).chain(give_back).collect();
-        self.script(&format!("applying privileges for {user} on {database}"), &statements).await?;
-        Ok(plan.changes)
+        Ok((statements, plan.changes))
+    }
+
+    /// The schema's objects as a role that does not exist yet sees them: it holds nothing on the
+    /// database, the schema or any object, and no default privileges name it.
+    async fn acls_for_a_new_role(&mut self) -> Result<CurrentAcls, DbError> {
+        let mut current = CurrentAcls { database: Some(Privileges::new()), schema: Some(Privileges::new()), objects: Vec::new(), defaults: Vec::new() };
+        let rows = self
+            .rows(
+                "reading the schema's tables and sequences",
+                "SELECT c.relkind::text, c.relname::text, pg_catalog.pg_get_userbyid(c.relowner)::text \
+                 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+                 WHERE n.nspname = 'public' AND c.relkind IN ('r','p','v','m','f','S')",
+                &[],
+            )
+            .await?;
+        for row in rows {
+            let kind = if row.get::<_, String>(0) == "S" { ObjectKind::Sequence } else { ObjectKind::Table };
+            current.objects.push(ObjectAcl { kind, reference: sql::qualified("public", &row.get::<_, String>(1)), privileges: Privileges::new(), owner: row.get(2) });
+        }
+        Ok(current)
     }
 }
 
@@ -766,5 +807,87 @@ impl GrantAdmin for PgSession {
         let plan = mirror::plan(&pair, source_state, target_state, &verifier, &self.caps, reassign.then_some((&me, borrow.as_slice())))?;
         self.script(&format!("mirroring {} to {}", pair.source(), pair.target()), &plan.statements).await?;
         Ok(plan.changes)
+    }
+}
+
+/// The dry run's plans: the statements the methods above would run, built by the same code from
+/// the same catalog reads, never executed.
+#[async_trait]
+impl crate::dry_run::PlanWrites for PgSession {
+    async fn plan_create_database(&mut self, database: &str) -> Result<Vec<String>, DbError> {
+        let database = Ident::database("database", database)?;
+        let name = database.name();
+        let rows = self.rows("looking up the database", "SELECT 1 FROM pg_catalog.pg_database WHERE datname = $1::name", &[(&name, Type::TEXT)]).await?;
+        if !rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        Ok(vec![sql::create_database(&database).redacted()])
+    }
+
+    async fn plan_create_user(&mut self, user: &str, auth: NewUserAuth<'_>) -> Result<Vec<String>, DbError> {
+        let user = Ident::user("user", user)?;
+        if self.role_exists(user.name()).await? {
+            return Ok(Vec::new());
+        }
+        let statements = match auth {
+            NewUserAuth::Password(password) => vec![sql::create_login_role(&user, &ScramVerifier::new(password)?)],
+            NewUserAuth::Iam => {
+                if !self.role_exists(sql::RDS_IAM_ROLE).await? {
+                    return Err(input("user", format!("IAM authentication needs the {} role, which this server does not have", sql::RDS_IAM_ROLE), "use IAM users only on RDS or Aurora PostgreSQL"));
+                }
+                sql::create_iam_role(&user)
+            }
+        };
+        Ok(statements.iter().map(Statement::redacted).collect())
+    }
+
+    async fn plan_set_password(&mut self, user: &str, password: &SecretString, _user_is_new: bool) -> Result<Vec<String>, DbError> {
+        let user = Ident::user("user", user)?;
+        Ok(vec![sql::set_password(&user, &ScramVerifier::new(password)?).redacted()])
+    }
+
+    async fn plan_privileges(&mut self, user: &str, database: &str, spec: &PrivilegeSpec, user_is_new: bool, database_is_new: bool) -> Result<(Vec<String>, Vec<GrantChange>), DbError> {
+        let user = Ident::user("user", user)?;
+        let database = Ident::database("database", database)?;
+        let wanted = grants::desired_privileges(spec, &self.caps)?;
+        if !user_is_new && !self.role_exists(user.name()).await? {
+            return Err(input("user", format!("role {user} does not exist"), "create the user first"));
+        }
+        let rendered = |(statements, changes): (Vec<Statement>, Vec<GrantChange>)| (statements.iter().map(Statement::redacted).collect(), changes);
+        if database_is_new {
+            // Nothing exists in a database that is still to be created; the master will own it.
+            let empty = CurrentAcls { database: Some(Privileges::new()), schema: Some(Privileges::new()), objects: Vec::new(), defaults: Vec::new() };
+            let plan = grants::plan(&user, &database, &Ident::from_catalog("public"), &wanted, std::slice::from_ref(&self.session_user), &empty);
+            return Ok(rendered((plan.statements, plan.changes)));
+        }
+        if database.name() == self.database {
+            return self.plan_here(&user, &database, &wanted, user_is_new).await.map(rendered);
+        }
+        let mut other = self.open_on(database.name()).await?;
+        let result = other.plan_here(&user, &database, &wanted, user_is_new).await;
+        Box::new(other).close().await;
+        result.map(rendered)
+    }
+
+    async fn plan_drop_user(&mut self, user: &str) -> Result<Vec<String>, DbError> {
+        let user = Ident::user("user", user)?;
+        if !self.role_exists(user.name()).await? {
+            return Ok(Vec::new());
+        }
+        let me = self.session_user.clone();
+        let mut out = Vec::new();
+        // DROP ROLE ends the borrowed membership: nothing to give back.
+        let (lend, _) = sql::borrow_privileges(&me, std::slice::from_ref(&user), &self.caps);
+        let borrowed = self.must_borrow(user.name()).await?;
+        if borrowed {
+            out.extend(lend.iter().map(Statement::redacted));
+        }
+        for database in self.other_databases_of(user.name(), false).await? {
+            for statement in [sql::reassign_owned(&user, &me), sql::drop_owned(&user)] {
+                out.push(format!("-- in database {}: {}", sql::quote_ident(&database), statement.redacted()));
+            }
+        }
+        out.extend([sql::reassign_owned(&user, &me), sql::drop_owned(&user), sql::drop_role_if_exists(&user)].iter().map(Statement::redacted));
+        Ok(out)
     }
 }
