@@ -73,7 +73,7 @@ impl CustomResource for Provisioner {
         let deadline = context.budget().deadline().into_std();
         let store = toolkit.store.with_deadline(deadline);
         let rds = toolkit.rds.with_deadline(deadline);
-        let env = lifecycle::Env { store: &store, rds: &rds, trust: Arc::clone(&toolkit.trust) };
+        let env = lifecycle::Env { store: &store, rds: &rds, trust: Arc::clone(&toolkit.trust), dry_run: None };
         match request.request_type {
             RequestType::Create => lifecycle::create(request, &env, context).await,
             RequestType::Update => lifecycle::update(request, &env, context).await,

@@ -27,6 +27,7 @@ use dbcreds_core::sanitize::for_log;
 use dbcreds_core::secret_document::{HOST, PORT};
 use dbcreds_core::{ErrorClass, SecretDocument};
 use dbcreds_custom_resource::{Context, Failure, Request, Success, is_not_created_physical_id};
+use dbcreds_db::dry_run::{DryRun, PlanLog};
 use dbcreds_db::{AdminSession, ConnectSpec, NewUserAuth, PrivilegeSpec, TrustStore};
 use dbcreds_rotation::EndpointLookup;
 use dbcreds_rotation::ports::identity_is;
@@ -47,6 +48,10 @@ pub struct Env<'a> {
     pub store: &'a dyn SecretStore,
     pub rds: &'a dyn EndpointLookup,
     pub trust: Arc<TrustStore>,
+    /// A dry run (the operator CLI's `provision --dry-run`): the master session plans its writes
+    /// into this log instead of making them (`dbcreds_db::dry_run`), and the logins that would
+    /// prove a write are not tried. The caller passes a `store` that records its writes too.
+    pub dry_run: Option<PlanLog>,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -271,7 +276,11 @@ async fn connect_master(target: &Target, env: &Env<'_>, ctx: &Context) -> Result
     loop {
         let spec = target.master_connect_spec(Arc::clone(&env.trust), budget.deadline())?;
         let started = Instant::now();
-        match dbcreds_db::connect(&spec).await {
+        let connected = match &env.dry_run {
+            Some(log) => dbcreds_db::dry_run::connect(&spec).await.map(|session| Box::new(DryRun::new(session, log.clone())) as Box<dyn AdminSession>),
+            None => dbcreds_db::connect(&spec).await,
+        };
+        match connected {
             Ok(session) => {
                 tracing::info!(
                     step = "connect",
@@ -362,6 +371,8 @@ async fn complete_secret_and_prove(session: &mut dyn AdminSession, target: &Targ
             let password = secret.document.password()?;
             session.set_password(&user.username, password).await.map_err(|e| ProvisionError::from(e).context(&format!("setting the password of {label}")))?;
         }
+        // A dry run may plan a database that does not exist yet, where no login can succeed.
+        Err(err) if env.dry_run.is_some() => tracing::info!(step = "secret", user = %user.username, error = %err, "dry run: the login cannot be proven before the plan is applied"),
         Err(err) => return Err(err.context(&logging_in)),
     }
 
@@ -375,7 +386,8 @@ async fn complete_secret_and_prove(session: &mut dyn AdminSession, target: &Targ
     } else {
         tracing::info!(step = "secret", secret_arn = %dbcreds_core::sanitize::field(&secret.arn), user = %user.username, "secret already complete");
     }
-    if !proven {
+    // A dry run changed nothing, so there is nothing new to prove.
+    if !proven && env.dry_run.is_none() {
         prove_login(&completed, target, env, ctx).await.map_err(|e| e.context(&logging_in))?;
     }
     tracing::info!(step = "login", user = %user.username, "the user logs in with its secret");
