@@ -41,6 +41,7 @@ pub mod leak_audit;
 mod mariadb;
 mod moto;
 pub mod moto_iam;
+pub mod moto_lambda;
 pub mod moto_rotation;
 mod net;
 mod options;

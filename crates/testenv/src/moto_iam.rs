@@ -43,7 +43,7 @@ pub fn xml_value(xml: &str, tag: &str) -> String {
     xml[start..end].to_owned()
 }
 
-async fn post(moto: &Moto, path: &str, headers: &[(&str, &str)], body: &str) -> String {
+pub(crate) async fn post(moto: &Moto, path: &str, headers: &[(&str, &str)], body: &str) -> String {
     let authority = format!("127.0.0.1:{}", moto.port());
     let mut stream = tokio::net::TcpStream::connect(&authority).await.expect("connect to moto");
     let mut request = format!("POST {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
@@ -55,7 +55,7 @@ async fn post(moto: &Moto, path: &str, headers: &[(&str, &str)], body: &str) -> 
     stream.write_all(request.as_bytes()).await.expect("send to moto");
     let mut reply = String::new();
     stream.read_to_string(&mut reply).await.expect("read from moto");
-    let status_ok = reply.starts_with("HTTP/1.1 200") || reply.starts_with("HTTP/1.0 200");
+    let status_ok = reply.starts_with("HTTP/1.1 2") || reply.starts_with("HTTP/1.0 2");
     assert!(status_ok, "moto answered {path} with {}", reply.lines().next().unwrap_or_default());
     reply
 }
