@@ -25,7 +25,10 @@ pub fn dbcreds(global: &GlobalArgs, args: &[&str]) -> String {
     if let Some(profile) = &global.profile {
         words.extend(["--profile".into(), profile.clone()]);
     }
-    if let Some(bundle) = &global.ca_bundle {
+    // Only when given as a flag: from DB_CA_BUNDLE, the operator's environment carries it already.
+    if let Some(bundle) = &global.ca_bundle
+        && std::env::var_os(dbcreds_db::tls::CA_BUNDLE_ENV).is_none_or(|env| env != bundle.as_os_str())
+    {
         words.extend(["--ca-bundle".into(), bundle.display().to_string()]);
     }
     command(&words.iter().map(String::as_str).collect::<Vec<_>>())

@@ -73,14 +73,15 @@ pub async fn sign(config: &SdkConfig, args: &Args) -> Result<SecretString, CliEr
     };
     let request = IamTokenRequest { host: &args.hostname, port: args.port, username: &args.username, region: args.region.as_deref() };
     let token = iam_token::generate(&config, &request).await?;
-    Ok(botocore_order(&token))
+    Ok(botocore_order(&token, &args.hostname, args.port))
 }
 
-/// The same token with its query parameters as botocore writes them: the signed parameters sorted
-/// by name, then the session token (when there is one), then the signature. The signature is
-/// unaffected: it covers the sorted query, session token included.
-fn botocore_order(token: &SecretString) -> SecretString {
-    let Some((endpoint, query)) = token.expose().split_once("/?") else { return token.clone() };
+/// The same token as botocore writes it: `host:port` (botocore keeps `:443`, which the SDK leaves
+/// out; the signed host is the same either way), then the signed parameters sorted by name, the
+/// session token (when there is one), and the signature, which covers the sorted query.
+fn botocore_order(token: &SecretString, host: &str, port: u16) -> SecretString {
+    let Some((_, query)) = token.expose().split_once("/?") else { return token.clone() };
+    let endpoint = format!("{host}:{port}");
     let mut params: Vec<&str> = query.split('&').collect();
     let mut take = |prefix: &str| params.iter().position(|p| p.starts_with(prefix)).map(|i| params.remove(i));
     let (session_token, signature) = (take("X-Amz-Security-Token="), take("X-Amz-Signature="));

@@ -9,7 +9,7 @@ use crate::exit::CliError;
 use crate::login::{DocumentSummary, FailureReport, LoginReport, open_admin, try_login};
 use crate::strategy::Chosen;
 use crate::toolkit::Toolkit;
-use dbcreds_aws::{AWSCURRENT, SecretStore, VersionSelector};
+use dbcreds_aws::{AWSCURRENT, AWSPENDING, AWSPREVIOUS, SecretStore, VersionSelector};
 use dbcreds_core::secret_document::MASTERARN;
 use dbcreds_core::{ErrorClass, SecretDocument};
 use dbcreds_rotation::Strategy;
@@ -170,6 +170,10 @@ pub async fn gather(kit: &Toolkit, secret_id: &str, choose: impl FnOnce(Option<&
         versions.push(facts);
     }
 
+    // In the order an operator reads them: AWSCURRENT, AWSPENDING, AWSPREVIOUS, other labels,
+    // then the versions without a stage, newest first.
+    let rank = |v: &VersionFacts| [AWSCURRENT, AWSPENDING, AWSPREVIOUS].iter().position(|s| v.has(s)).unwrap_or(if v.stages.is_empty() { 4 } else { 3 });
+    versions.sort_by(|a, b| rank(a).cmp(&rank(b)).then_with(|| b.created.cmp(&a.created)).then_with(|| a.version_id.cmp(&b.version_id)));
     let chosen = choose(current_document.as_ref());
     let mut users = Vec::new();
     let mut master = None;
