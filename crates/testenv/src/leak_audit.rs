@@ -198,8 +198,7 @@ pub(crate) fn register_moto_secrets(port: u16) {
 /// Decodes an HTTP/1.1 chunked body.
 fn dechunk(mut body: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
-    loop {
-        let Some(line_end) = body.windows(2).position(|w| w == b"\r\n") else { break };
+    while let Some(line_end) = body.windows(2).position(|w| w == b"\r\n") {
         let size = std::str::from_utf8(&body[..line_end]).ok().and_then(|s| usize::from_str_radix(s.split(';').next().unwrap_or("").trim(), 16).ok()).unwrap_or(0);
         if size == 0 || body.len() < line_end + 2 + size {
             break;

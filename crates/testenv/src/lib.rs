@@ -4,6 +4,8 @@
 //!   TLS from a PKI generated at test time ([`pki`]), on free loopback ports, in temporary
 //!   directories that vanish with them. Each start copies a data directory template that is
 //!   initialised once per machine (`target/testenv-cache/`), so a server is ready in ~0.1-0.2 s.
+//! - [`session_log`]: a server's own log of every session (`ServerOptions::log_sessions`): how
+//!   it came in (TLS, plaintext, the local socket) and what it ran.
 //! - [`Moto`]: moto in server mode for Secrets Manager, STS and RDS.
 //! - [`LambdaFunction`]: the project's Lambda binaries run as Lambda runs them, behind an
 //!   emulator of the Lambda Runtime API, with per-invocation timings.
@@ -52,6 +54,7 @@ mod random;
 pub mod rds_master;
 mod scratch;
 mod server_process;
+pub mod session_log;
 pub mod system_user;
 mod template;
 pub mod tls_client;

@@ -133,6 +133,10 @@ impl Engine for MariaDbEngine {
                 .arg(format!("--ssl-key={}", key.display()));
         }
         command.arg(format!("--require-secure-transport={}", if server.options().require_tls { "ON" } else { "OFF" }));
+        if server.options().log_sessions {
+            // Every connection (with its transport) and statement: `crate::session_log`.
+            command.arg("--general-log=ON").arg(format!("--general-log-file={}", server.general_log_path().display()));
+        }
         if running_as_root() {
             command.arg("--user=root");
         }

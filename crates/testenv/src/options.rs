@@ -24,6 +24,9 @@ pub struct ServerOptions {
     /// The server refuses plaintext logins over TCP (PostgreSQL: `hostssl` lines only in
     /// pg_hba.conf; MariaDB: `require_secure_transport=ON`).
     pub require_tls: bool,
+    /// The server logs every session's transport and statements (`MariaDb::sessions`,
+    /// `Postgres::sessions`): the server's own view of what travelled how.
+    pub log_sessions: bool,
 }
 
 impl ServerOptions {
@@ -38,6 +41,11 @@ impl ServerOptions {
 
     pub fn require_tls(mut self, require: bool) -> Self {
         self.require_tls = require;
+        self
+    }
+
+    pub fn log_sessions(mut self, log: bool) -> Self {
+        self.log_sessions = log;
         self
     }
 

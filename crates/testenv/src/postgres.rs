@@ -136,6 +136,13 @@ impl Engine for PostgresEngine {
             }
             _ => settings.push(("ssl", "off".into())),
         }
+        if server.options().log_sessions {
+            // Every connection (with its TLS state) and statement, each line prefixed with the
+            // session's id: `crate::session_log` reads them back.
+            settings.push(("log_connections", "on".into()));
+            settings.push(("log_statement", "all".into()));
+            settings.push(("log_line_prefix", format!("{}%c ", crate::session_log::POSTGRES_PREFIX)));
+        }
         for (name, value) in settings {
             command.arg("-c").arg(format!("{name}={value}"));
         }
