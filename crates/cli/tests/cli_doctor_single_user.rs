@@ -257,3 +257,29 @@ async fn a_disabled_rotation_with_a_stuck_version_is_turned_back_on_in_order() {
     run_fixes(&w, &report).await;
     assert_healthy(&w, &[], "rotation back on and rotated").await;
 }
+
+#[tokio::test]
+async fn a_rotation_never_turned_on_is_sent_to_rotate_secret_with_the_function_to_fill_in() {
+    let w = world("never-on").await;
+    let (text, report) = doctor(&w, &[]).await;
+    text.expect(3);
+    assert_eq!(report["rotation"]["enabled"], false);
+    assert_eq!(problems(&report), ["rotation_disabled"]);
+    // The current credentials work: only the rotation is missing.
+    assert_eq!(version(&report, "AWSCURRENT")["login"]["logs_in"], true);
+    let fix = &findings(&report, "rotation_disabled")[0]["fixes"][0];
+    assert_eq!(fix["exact"], false, "no function is configured: the operator names it");
+    let command = fix["command"].as_str().unwrap();
+    assert_eq!(command, format!("aws secretsmanager rotate-secret --secret-id {} --rotation-lambda-arn <rotation function ARN> --rotation-rules '{{\"AutomaticallyAfterDays\":30}}'", w.arn));
+
+    // The operator fills in the rotator's ARN and runs it; the function then rotates (played
+    // here by the command the doctor suggests next, as moto's Lambda runs nothing).
+    let function = dbcreds_testenv::moto_lambda::register_rotation_function(&w.cli.moto, "dbcreds-rotator").await;
+    w.cli.run_fix(&command.replace("<rotation function ARN>", &function)).await;
+    let (text, report) = doctor(&w, &[]).await;
+    text.expect(3);
+    assert_eq!(report["rotation"]["function_arn"], function.as_str());
+    assert_eq!(problems(&report), ["stuck_pending"]);
+    run_fixes(&w, &report).await;
+    assert_healthy(&w, &[], "rotation on and rotated").await;
+}

@@ -4,8 +4,9 @@
 //! Every run's stdout and stderr are recorded for the suite-wide leak audit
 //! (`dbcreds_testenv::leak_audit`), which searches them for every password the tests and moto
 //! hold. [`Cli::run_fix`] runs a command the doctor suggested, exactly as printed: a `dbcreds`
-//! command through the binary, an `aws secretsmanager` command as the same API call with the
-//! same arguments through the SDK (the AWS CLI is not a dependency of the tests).
+//! command pasted into `sh -c` with this build first on PATH, an `aws secretsmanager` command as
+//! the same API call with the same arguments through the SDK (the AWS CLI is not a dependency of
+//! the tests).
 #![allow(dead_code)] // each test file uses its own subset
 
 use aws_sdk_secretsmanager::Client;
@@ -84,6 +85,25 @@ impl Cli {
         run
     }
 
+    /// Runs a command line as an operator pastes it: `sh -c`, with this build's `dbcreds` first
+    /// on PATH and the same environment as [`Cli::run`].
+    pub async fn paste(&self, line: &str) -> Run {
+        let bin = Path::new(BINARY).parent().expect("the binary's directory").display().to_string();
+        let mut command = std::process::Command::new("sh");
+        command.arg("-c").arg(line).env_clear().envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        command.env("PATH", format!("{bin}:{}", std::env::var("PATH").unwrap_or_default()));
+        let output = tokio::task::spawn_blocking(move || command.output()).await.expect("the runner thread").expect("sh runs");
+        let run = Run {
+            args: vec![line.to_owned()],
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        };
+        leak_audit::record_output(&format!("sh -c {line} (stdout)"), &run.stdout);
+        leak_audit::record_output(&format!("sh -c {line} (stderr)"), &run.stderr);
+        run
+    }
+
     /// A secret with `document`; its password is registered for the leak audit.
     pub async fn create_secret(&self, name: &str, document: &Value) -> String {
         if let Some(password) = document["password"].as_str() {
@@ -133,7 +153,7 @@ impl Cli {
         let words = shell_words(command);
         let words: Vec<&str> = words.iter().map(String::as_str).collect();
         match words.as_slice() {
-            ["dbcreds", args @ ..] => Some(self.run(args).await),
+            ["dbcreds", ..] => Some(self.paste(command).await),
             ["aws", "secretsmanager", operation, args @ ..] => {
                 let flags = flags(args);
                 let flag = |name: &str| flags.get(name).cloned().flatten();
