@@ -10,6 +10,9 @@
 //! 5. `dbcreds doctor` diagnoses a stuck rotation and its suggested fix is run ([`doctor`]);
 //! 6. a summary of what was proven; the exit status is 1 if any proof failed.
 //!
+//! `--keep` keeps the servers and moto running after the summary, until Enter, and prints the
+//! environment that points `dbcreds` at them, so the README's operator example can be run by hand.
+//!
 //! It narrates in plain text on stdout; the functions' JSON logs go to target/demo/. No password
 //! or token is ever printed, and the last proof checks that ([`leaks`]).
 
@@ -134,11 +137,28 @@ async fn main() -> ExitCode {
     out.line("");
     let failures = out.failures();
     out.line(format!("the demo took {:.1} s; the functions' JSON logs are in {}", started.elapsed().as_secs_f64(), world.logs.dir().display()));
-    if failures == 0 {
+    let code = if failures == 0 {
         out.line("every proof held");
         ExitCode::SUCCESS
     } else {
         out.line(format!("{failures} proof(s) FAILED"));
         ExitCode::FAILURE
+    };
+    if std::env::args().skip(1).any(|arg| arg == "--keep") {
+        keep_running(&world);
     }
+    code
+}
+
+/// `--keep`: the servers and moto stay up until Enter, with the environment that points
+/// `dbcreds` at them. The demo's secrets are named `demo/<engine>/<user>`.
+fn keep_running(world: &World) {
+    let env: Vec<String> = world.moto.env().into_iter().map(|(name, value)| format!("{name}={value}")).collect();
+    println!("\nThe servers and moto keep running until you press Enter. In another shell, from this directory:\n");
+    println!("  export {}", env.join(" "));
+    println!("  export DB_CA_BUNDLE={}", world.databases[0].ca_pem_path().display());
+    println!("  export PATH=\"$PWD/target/debug:$PATH\"");
+    println!("  dbcreds doctor demo/mariadb/DBUserA");
+    let mut line = String::new();
+    let _ = std::io::stdin().read_line(&mut line);
 }

@@ -42,7 +42,8 @@ pub fn text(facts: &Facts, findings: &[Finding], verdict: &Verdict) -> String {
         };
         let _ = writeln!(out, "\nmaster    {} (from {}): {state}", master.secret_id, master.source);
     }
-    if !facts.users.is_empty() {
+    // Without a master secret nobody asked the database about the users: nothing to show.
+    if facts.master.is_some() && !facts.users.is_empty() {
         let _ = writeln!(out, "users");
         for user in &facts.users {
             let state = match (user.exists, &user.failure) {
