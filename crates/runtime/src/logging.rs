@@ -20,16 +20,7 @@ pub fn init_logging() {
         (Some(level), None) => EnvFilter::new(format!("warn,dbcreds={level},{crates}", crates = our_crates(&level))),
         (None, None) => EnvFilter::new(format!("warn,{}", our_crates("info"))),
     };
-    let _ = tracing_subscriber::fmt()
-        .json()
-        .flatten_event(true)
-        .with_current_span(false)
-        .with_span_list(true)
-        .with_target(false)
-        .with_ansi(false)
-        .with_env_filter(filter)
-        .with_writer(std::io::stdout)
-        .try_init();
+    install(filter, std::io::stdout);
 }
 
 /// For a command-line tool (the `dbcreds` operator CLI), whose stdout is its output and whose
@@ -42,6 +33,14 @@ pub fn init_cli_logging(level: Option<&str>) {
         (None, Some(level)) => EnvFilter::new(format!("error,{}", our_crates(level))),
         (None, None) => EnvFilter::new("off"),
     };
+    install(filter, std::io::stderr);
+}
+
+/// One JSON object per line, with the spans' fields, no ANSI colours.
+fn install<W>(filter: EnvFilter, writer: W)
+where
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
     let _ = tracing_subscriber::fmt()
         .json()
         .flatten_event(true)
@@ -50,7 +49,7 @@ pub fn init_cli_logging(level: Option<&str>) {
         .with_target(false)
         .with_ansi(false)
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(writer)
         .try_init();
 }
 

@@ -355,6 +355,19 @@ impl PgSession {
         Ok(rows.first().map(|r| r.get::<_, bool>(0)).unwrap_or(false))
     }
 
+    /// The statements that create `user` (a SCRAM verifier, never the password; or an IAM login).
+    async fn new_user_statements(&mut self, user: &Ident, auth: NewUserAuth<'_>) -> Result<Vec<Statement>, DbError> {
+        Ok(match auth {
+            NewUserAuth::Password(password) => vec![sql::create_login_role(user, &ScramVerifier::new(password)?)],
+            NewUserAuth::Iam => {
+                if !self.role_exists(sql::RDS_IAM_ROLE).await? {
+                    return Err(input("user", format!("IAM authentication needs the {} role, which this server does not have", sql::RDS_IAM_ROLE), "use IAM users only on RDS or Aurora PostgreSQL"));
+                }
+                sql::create_iam_role(user)
+            }
+        })
+    }
+
     /// `apply_privileges` on the connected database.
     async fn apply_here(&mut self, user: &Ident, database: &Ident, wanted: &PrivilegeSet) -> Result<Vec<GrantChange>, DbError> {
         let (statements, changes) = self.plan_here(user, database, wanted, false).await?;
@@ -678,15 +691,7 @@ impl UserAdmin for PgSession {
 
     async fn create_user(&mut self, user: &str, auth: NewUserAuth<'_>) -> Result<bool, DbError> {
         let user = Ident::user("user", user)?;
-        let statements = match auth {
-            NewUserAuth::Password(password) => vec![sql::create_login_role(&user, &ScramVerifier::new(password)?)],
-            NewUserAuth::Iam => {
-                if !self.role_exists(sql::RDS_IAM_ROLE).await? {
-                    return Err(input("user", format!("IAM authentication needs the {} role, which this server does not have", sql::RDS_IAM_ROLE), "use IAM users only on RDS or Aurora PostgreSQL"));
-                }
-                sql::create_iam_role(&user)
-            }
-        };
+        let statements = self.new_user_statements(&user, auth).await?;
         if self.role_exists(user.name()).await? {
             return Ok(false);
         }
@@ -829,15 +834,7 @@ impl crate::dry_run::PlanWrites for PgSession {
         if self.role_exists(user.name()).await? {
             return Ok(Vec::new());
         }
-        let statements = match auth {
-            NewUserAuth::Password(password) => vec![sql::create_login_role(&user, &ScramVerifier::new(password)?)],
-            NewUserAuth::Iam => {
-                if !self.role_exists(sql::RDS_IAM_ROLE).await? {
-                    return Err(input("user", format!("IAM authentication needs the {} role, which this server does not have", sql::RDS_IAM_ROLE), "use IAM users only on RDS or Aurora PostgreSQL"));
-                }
-                sql::create_iam_role(&user)
-            }
-        };
+        let statements = self.new_user_statements(&user, auth).await?;
         Ok(statements.iter().map(Statement::redacted).collect())
     }
 
