@@ -389,3 +389,116 @@ impl Diagnosis<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The decisions the end-to-end tests do not stage (they stage the common states for real).
+    use super::*;
+    use crate::doctor::facts::{RotationFacts, VersionFacts};
+    use crate::login::{DocumentSummary, FailureReport, LoginReport};
+
+    const ARN: &str = "arn:aws:secretsmanager:eu-west-1:111122223333:secret:app-AbCdEf";
+
+    fn global() -> GlobalArgs {
+        GlobalArgs { json: false, ca_bundle: None, region: Some("eu-west-1".into()), profile: None, verbose: 0 }
+    }
+
+    fn login(ok: bool, class: ErrorClass) -> LoginReport {
+        LoginReport {
+            logs_in: ok,
+            as_user: ok.then(|| "app".into()),
+            tls: ok.then(|| "TLSv1.3".into()),
+            certificate_verified: ok,
+            server_version: None,
+            failure: (!ok).then(|| FailureReport::new(class, "refused")),
+        }
+    }
+
+    fn version(id: &str, stages: &[&str], value: ValueState, login: Option<LoginReport>) -> VersionFacts {
+        let document = (value == ValueState::Document).then(|| DocumentSummary { username: Some("app".into()), ..DocumentSummary::default() });
+        VersionFacts { version_id: id.into(), stages: stages.iter().map(|s| (*s).to_owned()).collect(), created: None, value, document, login }
+    }
+
+    fn facts(enabled: bool, strategy: Strategy, versions: Vec<VersionFacts>) -> Facts {
+        Facts {
+            secret_id: ARN.into(),
+            arn: ARN.into(),
+            name: "app".into(),
+            rotation: RotationFacts { enabled, function_arn: Some("arn:aws:lambda:eu-west-1:111122223333:function:rotator".into()), schedule: Some("rate(30 days)".into()), last_rotated: None, next_rotation: None },
+            strategy: strategy.as_str(),
+            strategy_kind: strategy,
+            strategy_chosen_because: "test",
+            versions,
+            master: None,
+            users: Vec::new(),
+            database_matches_current: None,
+            listing_failure: None,
+        }
+    }
+
+    fn commands(findings: &[Finding]) -> Vec<String> {
+        findings.iter().filter(|f| f.severity == Severity::Problem).flat_map(|f| f.fixes.iter().map(|x| x.command.clone())).collect()
+    }
+
+    #[test]
+    fn with_rotation_off_a_set_password_is_finished_by_hand_in_finish_secrets_order() {
+        let f = facts(false, Strategy::SingleUser, vec![
+            version("cur", &[AWSCURRENT], ValueState::Document, Some(login(false, ErrorClass::Authentication))),
+            version("pend", &[AWSPENDING], ValueState::Document, Some(login(true, ErrorClass::Authentication))),
+        ]);
+        let (findings, verdict) = diagnose(&f, &global());
+        assert!(!verdict.healthy);
+        assert_eq!(findings.iter().filter(|f| f.severity == Severity::Problem).map(|f| f.code).collect::<Vec<_>>(), ["stuck_pending", "rotation_disabled"]);
+        assert_eq!(
+            commands(&findings)[..2],
+            [
+                format!("aws secretsmanager update-secret-version-stage --secret-id {ARN} --version-stage AWSCURRENT --move-to-version-id pend --remove-from-version-id cur --region eu-west-1"),
+                format!("aws secretsmanager update-secret-version-stage --secret-id {ARN} --version-stage AWSPENDING --remove-from-version-id pend --region eu-west-1"),
+            ]
+        );
+    }
+
+    #[test]
+    fn an_unusable_pending_value_is_abandoned_and_a_network_failure_sent_to_check() {
+        let f = facts(true, Strategy::SingleUser, vec![
+            version("cur", &[AWSCURRENT], ValueState::Document, Some(login(false, ErrorClass::TcpTimeout))),
+            version("pend", &[AWSPENDING], ValueState::Invalid { problem: "AWSPENDING.host: is missing".into() }, None),
+        ]);
+        let (findings, _) = diagnose(&f, &global());
+        assert_eq!(
+            commands(&findings),
+            [
+                format!("aws secretsmanager update-secret-version-stage --secret-id {ARN} --version-stage AWSPENDING --remove-from-version-id pend --region eu-west-1"),
+                format!("dbcreds check --secret-id {ARN} --region eu-west-1"),
+            ]
+        );
+        assert!(findings.iter().any(|f| f.code == "current_unreachable" && f.message.contains("tcp_timeout")));
+    }
+
+    #[test]
+    fn pending_left_on_current_and_a_refused_alternating_previous_are_warnings_only() {
+        let f = facts(true, Strategy::AlternatingUsers, vec![
+            version("cur", &[AWSCURRENT, AWSPENDING], ValueState::Document, Some(login(true, ErrorClass::Authentication))),
+            version("prev", &[AWSPREVIOUS], ValueState::Document, Some(login(false, ErrorClass::Authentication))),
+        ]);
+        let (findings, verdict) = diagnose(&f, &global());
+        assert!(verdict.healthy, "{findings:?}");
+        assert_eq!(verdict.warnings, 2);
+        let codes: Vec<&str> = findings.iter().map(|f| f.code).collect();
+        assert_eq!(codes, ["pending_on_current", "previous_refused"]);
+        assert_eq!(findings[0].fixes[0].command, format!("aws secretsmanager update-secret-version-stage --secret-id {ARN} --version-stage AWSPENDING --remove-from-version-id cur --region eu-west-1"));
+    }
+
+    #[test]
+    fn a_single_user_database_back_on_the_previous_password_rotates_when_no_master_is_known() {
+        let f = facts(true, Strategy::SingleUser, vec![
+            version("cur", &[AWSCURRENT], ValueState::Document, Some(login(false, ErrorClass::Authentication))),
+            version("prev", &[AWSPREVIOUS], ValueState::Document, Some(login(true, ErrorClass::Authentication))),
+        ]);
+        let (findings, _) = diagnose(&f, &global());
+        let refused = findings.iter().find(|f| f.code == "current_refused").expect("current_refused");
+        assert!(refused.message.contains("AWSPREVIOUS's password"), "{}", refused.message);
+        assert_eq!(commands(&findings), [format!("dbcreds rotate {ARN} --region eu-west-1")]);
+        assert!(refused.fixes[0].exact);
+    }
+}
