@@ -12,7 +12,6 @@ use dbcreds_core::sanitize::for_log;
 use dbcreds_core::{Engine, EngineFamily, InputError};
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::net::IpAddr;
 
 pub const ROLE_ARN: &str = "DATABASE_ACCOUNT_IAM_ROLE";
 pub const HOST: &str = "RDS_PROXY_APPLICATION_ENDPOINT";
@@ -161,8 +160,11 @@ impl Config {
                 if host.is_none() {
                     return Err(InputError::missing(HOST, "set the database or RDS Proxy endpoint's host name (IAM mode)"));
                 }
-                if username.is_none() {
-                    return Err(InputError::missing(USERNAME, "set the IAM-enabled database user to log in as (IAM mode)"));
+                match &username {
+                    None => return Err(InputError::missing(USERNAME, "set the IAM-enabled database user to log in as (IAM mode)")),
+                    // The token carries the name in its query: refused here, naming the field,
+                    // rather than when the token is signed.
+                    Some(name) => dbcreds_aws::iam_token::validate_username(USERNAME, name)?,
                 }
             }
             AuthMode::Secret => {
@@ -245,32 +247,11 @@ fn parse_auth_mode(field: &str, value: &str) -> Result<AuthMode, InputError> {
     }
 }
 
-/// A host name or an IP address literal: what the certificate must name and what the IAM token
-/// is signed for, so a URL, a port or a path here is a mistake worth naming.
+/// A host name or an IP address literal (`dbcreds_core::validate_host`), an IPv6 literal kept
+/// without its brackets.
 fn validate_host(field: &str, value: &str) -> Result<String, InputError> {
-    no_control_chars(field, value)?;
-    if value.contains("://") {
-        return Err(InputError::invalid(field, format!("{} is a URL", for_log(value)), "use the endpoint's host name only, without a scheme"));
-    }
-    let literal = value.strip_prefix('[').and_then(|v| v.strip_suffix(']')).unwrap_or(value);
-    if literal.parse::<IpAddr>().is_ok() {
-        return Ok(literal.to_owned());
-    }
-    if value.contains(':') {
-        return Err(InputError::invalid(field, format!("{} carries a port", for_log(value)), "put the host name here and the port in DB_PORT"));
-    }
-    let valid_label = |label: &str| {
-        !label.is_empty() && label.len() <= 63 && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-    };
-    let name = value.strip_suffix('.').unwrap_or(value);
-    if name.len() > 253 || !name.split('.').all(valid_label) {
-        return Err(InputError::invalid(
-            field,
-            format!("{} is not a host name", for_log(value)),
-            "use the endpoint's DNS name (letters, digits, '-' and dots, at most 253 characters) or an IP address",
-        ));
-    }
-    Ok(value.to_owned())
+    dbcreds_core::validate_host(field, value)?;
+    Ok(dbcreds_core::host::unbracketed(value).to_owned())
 }
 
 /// Login and database names are sent to the server as protocol fields, never spliced into SQL
@@ -409,6 +390,9 @@ mod tests {
             (EXTERNAL_ID, "has space"),
             (ROLE_SESSION_NAME, "bad name!"),
             (USERNAME, "a\nb"),
+            // IAM mode (SAMPLE's): the name must fit in the token's query.
+            (USERNAME, "app'; DROP USER root; --"),
+            (USERNAME, "\u{430}pp"),
             (TEST_QUERY, "SELECT 1\0"),
             (SECRET_ARN, "arn with space"),
         ];

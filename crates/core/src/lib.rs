@@ -8,6 +8,7 @@
 pub mod engine;
 pub mod env;
 pub mod error;
+pub mod host;
 pub mod identifier;
 pub mod password;
 pub mod sanitize;
@@ -17,6 +18,7 @@ pub mod tls_policy;
 
 pub use engine::{Engine, EngineFamily};
 pub use error::{ErrorClass, InputError};
+pub use host::validate_host;
 pub use identifier::{IdentifierKind, validate_identifier};
 pub use password::{PasswordPolicy, generate_password};
 pub use secret_document::SecretDocument;

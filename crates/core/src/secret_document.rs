@@ -133,8 +133,12 @@ impl SecretDocument {
         self.engine().ok()
     }
 
+    /// The host, checked to be a host name or an IP address (never a URL, a port or a forged
+    /// log line).
     pub fn host(&self) -> Result<&str, InputError> {
-        self.required_str(HOST, "set host to the database endpoint")
+        let host = self.required_str(HOST, "set host to the database endpoint")?;
+        crate::host::validate_host(HOST, host)?;
+        Ok(host)
     }
 
     pub fn host_opt(&self) -> Option<&str> {
@@ -362,6 +366,14 @@ mod tests {
         ];
         for (text, field) in cases {
             assert_eq!(parse(text).unwrap_err().field, field, "{text}");
+        }
+    }
+
+    #[test]
+    fn a_host_that_is_not_a_host_name_is_named() {
+        for host in ["db.example.com\n{\"message\":\"x\"}", "https://db.example.com", "db.example.com:3306"] {
+            let text = serde_json::json!({"engine": "mysql", "host": host, "username": "u", "password": "p"}).to_string();
+            assert_eq!(parse(&text).unwrap().require_connection_fields().unwrap_err().field, "host", "{host}");
         }
     }
 

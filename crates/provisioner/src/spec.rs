@@ -115,7 +115,7 @@ impl ResourceSpec {
         };
         let host = reader.optional_string(HOST)?;
         if let Some(host) = &host {
-            check_host(host)?;
+            dbcreds_core::validate_host(HOST, host)?;
         }
         let port = reader.optional_port(PORT)?;
         let database_name = reader.required_string(DATABASE_NAME, "name the application's database (it is created if missing and never dropped)")?;
@@ -169,15 +169,6 @@ fn parse_user(user: &mut PropertyReader<'_>, index: usize) -> Result<UserSpec, I
         _ => RotationStrategy::SingleUser,
     };
     Ok(UserSpec { index, source, privileges, strategy })
-}
-
-/// A host name or address: no scheme, no path, no port, no whitespace.
-fn check_host(host: &str) -> Result<(), InputError> {
-    let bad = host.len() > 253 || host.contains("://") || host.contains('/') || host.chars().any(|c| c.is_whitespace() || c.is_control());
-    if bad {
-        return Err(InputError::invalid(HOST, format!("{} is not a host name", dbcreds_core::sanitize::for_log(host)), "give the endpoint's DNS name only, without scheme, port or path"));
-    }
-    Ok(())
 }
 
 fn check_duplicates(users: &[UserSpec]) -> Result<(), InputError> {

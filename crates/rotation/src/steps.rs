@@ -57,7 +57,8 @@ async fn read_pending(inv: &Invocation<'_>) -> Result<SecretDocument, RotationEr
 }
 
 /// What a login document must have: engine, host, username, password, a valid port and `ssl`,
-/// and a user name that is a plain identifier within the engine's (or the configured) limit.
+/// a user name that is a plain identifier within the engine's (or the configured) limit, and a
+/// plain database name if there is one.
 /// Returns the engine. Nothing is called before this passes, so bad input changes nothing.
 fn check_login_document(inv: &Invocation<'_>, document: &SecretDocument, label: &str) -> Result<Engine, RotationError> {
     let within = |e: InputError| RotationError::from(e.within(&format!("{label}.")));
@@ -67,6 +68,11 @@ fn check_login_document(inv: &Invocation<'_>, document: &SecretDocument, label: 
     let limit = inv.config().username_limit_for(engine);
     let username = document.username().map_err(within)?;
     validate_identifier(&format!("{label}.username"), username, engine.family(), IdentifierKind::User, Some(limit))?;
+    // The database is only a login field, but a name RDS itself would refuse (a quote, a
+    // semicolon, a confusable) is a broken secret: refused before anything is written.
+    if let Some(dbname) = document.dbname() {
+        validate_identifier(&format!("{label}.dbname"), dbname, engine.family(), IdentifierKind::Database, None)?;
+    }
     Ok(engine)
 }
 
