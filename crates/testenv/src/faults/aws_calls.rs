@@ -9,6 +9,10 @@
 //! protocols, or from the form body's `Action=` for the query protocols, prefixed with the
 //! signing name of the request's SigV4 credential scope (`sts.AssumeRole`,
 //! `rds.DescribeDBInstances`).
+//!
+//! [`AwsCallCounter::time_in_calls`] adds up how long the calls took, from the request's arrival
+//! to the answer leaving the proxy (moto's time plus the proxy's), so a benchmark can tell the
+//! share of a step spent waiting on the AWS side from the share that is the function's own.
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
@@ -20,7 +24,9 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 use tokio::task::{JoinHandle, JoinSet};
 
 /// Calls per action, keyed `<service>.<Action>` (`secretsmanager.DescribeSecret`).
@@ -68,6 +74,8 @@ struct Shared {
     upstream: String,
     client: Client<HttpConnector, Full<Bytes>>,
     counts: Mutex<BTreeMap<String, u64>>,
+    /// Nanoseconds spent answering calls, summed.
+    busy_nanos: AtomicU64,
 }
 
 pub struct AwsCallCounter {
@@ -86,6 +94,7 @@ impl AwsCallCounter {
             upstream: upstream.trim_end_matches('/').to_string(),
             client: Client::builder(TokioExecutor::new()).build_http(),
             counts: Mutex::new(BTreeMap::new()),
+            busy_nanos: AtomicU64::new(0),
         });
         let server = tokio::spawn(serve(listener, shared.clone()));
         AwsCallCounter { address, shared, server }
@@ -105,6 +114,12 @@ impl AwsCallCounter {
     /// Everything counted so far.
     pub fn calls(&self) -> AwsCalls {
         AwsCalls(self.shared.counts.lock().expect("counts").clone())
+    }
+
+    /// How long the calls counted so far took, added up (arrival at the proxy to the answer
+    /// leaving it: moto's time and the proxy's own hop).
+    pub fn time_in_calls(&self) -> Duration {
+        Duration::from_nanos(self.shared.busy_nanos.load(Ordering::SeqCst))
     }
 }
 
@@ -135,6 +150,13 @@ async fn serve(listener: tokio::net::TcpListener, shared: Arc<Shared>) {
 }
 
 async fn forward(shared: Arc<Shared>, request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+    let arrived = Instant::now();
+    let response = relay(&shared, request).await;
+    shared.busy_nanos.fetch_add(u64::try_from(arrived.elapsed().as_nanos()).unwrap_or(u64::MAX), Ordering::SeqCst);
+    Ok(response)
+}
+
+async fn relay(shared: &Shared, request: Request<Incoming>) -> Response<Full<Bytes>> {
     let (parts, body) = request.into_parts();
     let body = body.collect().await.map(|collected| collected.to_bytes()).unwrap_or_default();
     let action = action_of(&parts, &body);
@@ -148,14 +170,14 @@ async fn forward(shared: Arc<Shared>, request: Request<Incoming>) -> Result<Resp
     let upstream = upstream.body(Full::new(body)).expect("a request rebuilt from a valid one");
     let response = match shared.client.request(upstream).await {
         Ok(response) => response,
-        Err(err) => return Ok(bad_gateway(&format!("the AWS call counter could not reach {}: {err}", shared.upstream))),
+        Err(err) => return bad_gateway(&format!("the AWS call counter could not reach {}: {err}", shared.upstream)),
     };
     let (parts, body) = response.into_parts();
     let body = match body.collect().await {
         Ok(collected) => collected.to_bytes(),
-        Err(err) => return Ok(bad_gateway(&format!("{} broke off its answer: {err}", shared.upstream))),
+        Err(err) => return bad_gateway(&format!("{} broke off its answer: {err}", shared.upstream)),
     };
-    Ok(Response::from_parts(parts, Full::new(body)))
+    Response::from_parts(parts, Full::new(body))
 }
 
 fn bad_gateway(message: &str) -> Response<Full<Bytes>> {

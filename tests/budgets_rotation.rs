@@ -1,0 +1,98 @@
+//! The rotation's call and connection budgets (issue 8, BENCHMARKS.md), kept in CI: the `rotator`
+//! binary behind the Lambda Runtime API emulator, moto behind the AWS call counter and each
+//! database server behind a connection-counting proxy (the benchmark's own fixture,
+//! `dbcreds_bench::fixture`), so what is counted is what went over the wire, not what the code
+//! under test says it did.
+//!
+//! Every step's Secrets Manager calls are checked per API, in the first rotation of a process
+//! (empty version cache) and in the next one (warm), and every step's new database connections
+//! against the logins it must prove. A count that grows is a regression; a count that shrinks
+//! means the budget below (and BENCHMARKS.md) should be lowered to keep it.
+
+use dbcreds_bench::fixture::{Aws, Binaries, Database, EngineKind};
+use dbcreds_bench::rotation::{self, RotationRun, STEPS, Strategy};
+
+type Budget = [(&'static str, &'static [(&'static str, u64)]); 4];
+
+/// Secrets Manager calls per step. Every step describes the secret once (the rotation
+/// contract's preamble); createSecret reads AWSCURRENT (served by the version cache once the
+/// process wrote it, in the previous rotation's createSecret), probes the token's AWSPENDING
+/// value (which the cache cannot answer: another process may have written it) and writes it;
+/// setSecret and testSecret read AWSCURRENT and AWSPENDING from the cache; alternating users
+/// read the master secret (by stage, so never from the cache); finishSecret moves AWSCURRENT
+/// and then removes AWSPENDING.
+fn calls_budget(strategy: Strategy, fresh_process: bool) -> Budget {
+    let create: &'static [(&'static str, u64)] =
+        if fresh_process { &[("DescribeSecret", 1), ("GetSecretValue", 2), ("PutSecretValue", 1)] } else { &[("DescribeSecret", 1), ("GetSecretValue", 1), ("PutSecretValue", 1)] };
+    let set: &'static [(&'static str, u64)] = match strategy {
+        Strategy::SingleUser => &[("DescribeSecret", 1)],
+        Strategy::AlternatingUsers => &[("DescribeSecret", 1), ("GetSecretValue", 1)],
+    };
+    [("createSecret", create), ("setSecret", set), ("testSecret", &[("DescribeSecret", 1)]), ("finishSecret", &[("DescribeSecret", 1), ("UpdateSecretVersionStage", 2)])]
+}
+
+/// New database connections per step: one per login the step must prove. Single user:
+/// setSecret tries the pending password (refused) and logs in as the current user to change
+/// it. Alternating users: setSecret tries the pending password, proves the current one (the
+/// confused-deputy guard) and logs in as the master. testSecret logs in with the pending one.
+fn connections_budget(strategy: Strategy) -> [(&'static str, u64); 4] {
+    let set = match strategy {
+        Strategy::SingleUser => 2,
+        Strategy::AlternatingUsers => 3,
+    };
+    [("createSecret", 0), ("setSecret", set), ("testSecret", 1), ("finishSecret", 0)]
+}
+
+fn check(run: &RotationRun, strategy: Strategy, fresh_process: bool, what: &str) {
+    let calls = calls_budget(strategy, fresh_process);
+    let connections = connections_budget(strategy);
+    let mut problems = Vec::new();
+    for (index, step) in STEPS.iter().enumerate() {
+        let made = run.steps[index].calls.of_service("secretsmanager");
+        let (budget_step, budget) = calls[index];
+        assert_eq!(budget_step, *step);
+        let expected: u64 = budget.iter().map(|(_, n)| n).sum();
+        let per_api_matches = budget.iter().all(|(api, n)| made.get(&format!("secretsmanager.{api}")) == *n);
+        if !per_api_matches || made.total() != expected {
+            let budget_text = budget.iter().map(|(api, n)| format!("{api}×{n}")).collect::<Vec<_>>().join(" ");
+            problems.push(format!("{step}: Secrets Manager calls {made}, budget {budget_text}"));
+        }
+        let opened = run.steps[index].connections;
+        let (_, allowed) = connections[index];
+        if opened != allowed {
+            problems.push(format!("{step}: {opened} new database connections, budget {allowed} (one per proven login)"));
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "{what}: the rotation left its budget (a count that grew is a regression; one that shrank: lower the budget here and in BENCHMARKS.md):\n  {}",
+        problems.join("\n  ")
+    );
+}
+
+/// For each strategy: a fresh process, its first rotation, then a second one in the same warm
+/// process, each checked step by step.
+async fn rotations_keep_their_budgets(engine: EngineKind) {
+    let bins = Binaries { dir: dbcreds_testenv::paths::profile_dir() };
+    let aws = Aws::start().await;
+    let db = Database::start(engine).await;
+    for strategy in Strategy::ALL {
+        let secret = rotation::rotated_secret(&aws, &db, strategy).await;
+        let mut function = rotation::start_function(&bins, &aws, &db, strategy).await;
+        let fresh = rotation::rotate(&aws, &db, &mut function, &secret.arn).await;
+        check(&fresh, strategy, true, &format!("{} {}, first rotation of a process", engine.name(), strategy.name()));
+        let warm = rotation::rotate(&aws, &db, &mut function, &secret.arn).await;
+        check(&warm, strategy, false, &format!("{} {}, warm rotation", engine.name(), strategy.name()));
+        function.kill().await;
+    }
+}
+
+#[tokio::test]
+async fn mariadb_rotations_keep_their_call_and_connection_budgets() {
+    rotations_keep_their_budgets(EngineKind::MariaDb).await;
+}
+
+#[tokio::test]
+async fn postgres_rotations_keep_their_call_and_connection_budgets() {
+    rotations_keep_their_budgets(EngineKind::Postgres).await;
+}
