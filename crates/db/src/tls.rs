@@ -16,7 +16,7 @@ use dbcreds_core::{ErrorClass, InputError};
 use rustls::RootCertStore;
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 pub const CA_BUNDLE_ENV: &str = "DB_CA_BUNDLE";
 
@@ -28,6 +28,11 @@ pub struct TrustStore {
     client_config: Arc<rustls::ClientConfig>,
     /// Where the roots came from, for diagnostics ("system (146)", "DB_CA_BUNDLE /opt/ca.pem (108)").
     sources: Vec<String>,
+    /// The MySQL driver's options carrying these roots, made on the first MySQL connection. The
+    /// driver builds its TLS connector (parsing every root, twice) once per options object and
+    /// caches it inside, so connections made from copies of this one share a single connector
+    /// instead of rebuilding it each time (see `mysql::session`).
+    mysql_tls: OnceLock<mysql_async::Opts>,
 }
 
 impl std::fmt::Debug for TrustStore {
@@ -90,7 +95,7 @@ impl TrustStore {
             .map_err(|err| DbError::new(ErrorClass::Internal, format!("TLS configuration: {err}")))?
             .with_root_certificates(store)
             .with_no_client_auth();
-        Ok(Self { roots, client_config: Arc::new(client_config), sources })
+        Ok(Self { roots, client_config: Arc::new(client_config), sources, mysql_tls: OnceLock::new() })
     }
 
     /// A rustls client configuration that verifies the chain and the host name.
@@ -105,6 +110,11 @@ impl TrustStore {
 
     pub fn sources(&self) -> &[String] {
         &self.sources
+    }
+
+    /// Where the MySQL adapter keeps its driver options with these roots.
+    pub(crate) fn mysql_tls(&self) -> &OnceLock<mysql_async::Opts> {
+        &self.mysql_tls
     }
 }
 

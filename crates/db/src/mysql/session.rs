@@ -12,7 +12,7 @@ use dbcreds_core::sanitize::field as clean;
 use dbcreds_core::{EngineFamily, ErrorClass, TlsPolicy};
 use mysql_async::consts::ColumnType;
 use mysql_async::prelude::Queryable;
-use mysql_async::{Conn, OptsBuilder, Params, Row, SslOpts, Value};
+use mysql_async::{Conn, Opts, OptsBuilder, Params, Row, SslOpts, Value};
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -67,7 +67,11 @@ impl MySqlSession {
         crate::tls::install_crypto_provider();
 
         let ips = resolve(&spec.host, spec.port, spec.deadline).await?;
-        let mut opts = OptsBuilder::default()
+        let base = match spec.tls {
+            TlsPolicy::VerifyFull => OptsBuilder::from_opts(tls_template(spec)?),
+            TlsPolicy::Disabled => OptsBuilder::default(),
+        };
+        let opts = base
             .ip_or_hostname(spec.host.clone())
             .tcp_port(spec.port)
             .resolved_ips(Some(ips))
@@ -81,9 +85,6 @@ impl MySqlSession {
             .max_allowed_packet(Some(64 * 1024 * 1024))
             .wait_timeout(Some(28_800))
             .tcp_nodelay(true);
-        if spec.tls == TlsPolicy::VerifyFull {
-            opts = opts.ssl_opts(ssl_opts(spec)?);
-        }
         let conn = match tokio::time::timeout_at(spec.deadline, Conn::new(opts)).await {
             Ok(Ok(conn)) => conn,
             Ok(Err(err)) => {
@@ -341,6 +342,19 @@ async fn resolve(host: &str, port: u16, deadline: Instant) -> Result<Vec<std::ne
         Ok(Err(err)) => Err(DbError::new(ErrorClass::Dns, format!("cannot resolve {}: {}", clean(host), clean(&err.to_string())))),
         Err(_) => Err(DbError::new(ErrorClass::Dns, format!("resolving {} did not finish before the deadline", clean(host)))),
     }
+}
+
+/// Driver options with nothing but verify-full TLS set, shared by every MySQL connection made
+/// with the spec's trust store: copies of one `Opts` share the driver's cached TLS connector, so
+/// the roots are parsed into a connector once per process, not on every connection.
+fn tls_template(spec: &ConnectSpec) -> Result<Opts, DbError> {
+    let cell = spec.trust.mysql_tls();
+    if let Some(template) = cell.get() {
+        return Ok(template.clone());
+    }
+    let template = Opts::from(OptsBuilder::default().ssl_opts(ssl_opts(spec)?));
+    // Two first connections racing both build one; either is as good, and one is kept.
+    Ok(cell.get_or_init(|| template).clone())
 }
 
 /// Verify-full TLS: only the trust store's roots (no built-in roots, no skipping of chain or

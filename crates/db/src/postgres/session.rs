@@ -55,6 +55,10 @@ pub(crate) struct PgSession {
     session_user: Ident,
     database: String,
     superuser: bool,
+    /// The last session opened on another database of the server (table and default privileges
+    /// live in each database's catalog), kept for the next call there: a provisioner granting N
+    /// users on a new database then logs in there once, not N times.
+    elsewhere: Option<Box<PgSession>>,
 }
 
 /// Why a bounded call failed: the server said no, or time ran out.
@@ -138,6 +142,7 @@ impl PgSession {
             session_user: Ident::from_catalog(&spec.username),
             database,
             superuser: false,
+            elsewhere: None,
         };
         session.detect().await?;
         Ok(session)
@@ -267,6 +272,24 @@ impl PgSession {
         let mut spec = self.spec.clone();
         spec.database = Some(database.to_owned());
         PgSession::open(&spec).await
+    }
+
+    /// A session on `database` as the same login: the one kept from the last call there if it
+    /// is still usable, else a new one. Give it back with [`PgSession::keep_elsewhere`].
+    async fn session_on(&mut self, database: &str) -> Result<Box<PgSession>, DbError> {
+        match self.elsewhere.take() {
+            Some(kept) if kept.database == database && kept.client.is_some() => Ok(kept),
+            other => {
+                if let Some(stale) = other {
+                    stale.close().await;
+                }
+                Ok(Box::new(self.open_on(database).await?))
+            }
+        }
+    }
+
+    fn keep_elsewhere(&mut self, session: Box<PgSession>) {
+        self.elsewhere = Some(session);
     }
 
     async fn read_roles(&mut self, names: &[&str]) -> Result<BTreeMap<String, RoleState>, DbError> {
@@ -655,6 +678,9 @@ impl Session for PgSession {
     }
 
     async fn close(mut self: Box<Self>) {
+        if let Some(elsewhere) = self.elsewhere.take() {
+            elsewhere.close().await;
+        }
         self.client = None;
         if let Some(task) = self.task.take() {
             let abort = task.abort_handle();
@@ -747,11 +773,11 @@ impl UserAdmin for PgSession {
 impl PgSession {
     async fn drop_user_everywhere(&mut self, user: &Ident, me: &Ident) -> Result<(), DbError> {
         for database in self.other_databases_of(user.name(), false).await? {
-            let mut other = self.open_on(&database).await?;
+            let mut other = self.session_on(&database).await?;
             let outcome = other
                 .script(&format!("reassigning the objects of {user} in database {}", sql::quote_ident(&database)), &[sql::reassign_owned(user, me), sql::drop_owned(user)])
                 .await;
-            Box::new(other).close().await;
+            self.keep_elsewhere(other);
             outcome?;
         }
         self.script(&format!("dropping user {user}"), &[sql::reassign_owned(user, me), sql::drop_owned(user), sql::drop_role_if_exists(user)]).await
@@ -778,9 +804,9 @@ impl GrantAdmin for PgSession {
             return self.apply_here(&user, &database, &wanted).await;
         }
         // Table and default privileges live in each database's own catalog.
-        let mut other = self.open_on(database.name()).await?;
+        let mut other = self.session_on(database.name()).await?;
         let result = other.apply_here(&user, &database, &wanted).await;
-        Box::new(other).close().await;
+        self.keep_elsewhere(other);
         result
     }
 
@@ -860,9 +886,9 @@ impl crate::dry_run::PlanWrites for PgSession {
         if database.name() == self.database {
             return self.plan_here(&user, &database, &wanted, user_is_new).await.map(rendered);
         }
-        let mut other = self.open_on(database.name()).await?;
+        let mut other = self.session_on(database.name()).await?;
         let result = other.plan_here(&user, &database, &wanted, user_is_new).await;
-        Box::new(other).close().await;
+        self.keep_elsewhere(other);
         result.map(rendered)
     }
 
