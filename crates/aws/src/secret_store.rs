@@ -7,6 +7,7 @@ use crate::error::AwsError;
 use async_trait::async_trait;
 use dbcreds_core::SecretString;
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 pub const AWSCURRENT: &str = "AWSCURRENT";
 pub const AWSPENDING: &str = "AWSPENDING";
@@ -77,6 +78,16 @@ pub trait SecretStore: Send + Sync {
     /// GetSecretValue. A version without a value, or not found, is an `AwsError` whose
     /// `is_not_found()` is true.
     async fn get_value(&self, secret_id: &str, selector: VersionSelector) -> Result<SecretVersion, AwsError>;
+
+    /// GetSecretValue by stage, answered without a call when this process read that stage of
+    /// the secret at most `max_age` ago and still holds the value: for a secret this process
+    /// does not rotate (the master of alternating users), where a stale answer is detected by
+    /// the database refusing it and the caller then reads again with [`SecretStore::get_value`].
+    /// Stores without such a memory read every time.
+    async fn get_value_recent(&self, secret_id: &str, stage: &str, max_age: Duration) -> Result<SecretVersion, AwsError> {
+        let _ = max_age;
+        self.get_value(secret_id, VersionSelector::stage(stage)).await
+    }
 
     /// PutSecretValue with `ClientRequestToken = version_id` and the given stages. Passes
     /// `RotationToken` when the rotation event carried one (required when rotating through an

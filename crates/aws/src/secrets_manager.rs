@@ -12,6 +12,10 @@
 //! one, else the stages the process last saw: decide on stages with `describe`, as the rotation
 //! steps do.
 //!
+//! A secret the process only reads (the master of alternating users) can also be read by stage
+//! from memory for a while ([`SecretStore::get_value_recent`]): the caller bounds the age and
+//! reads again when the database refuses the remembered value.
+//!
 //! Calls are counted per API in atomic counters ([`SecretsManagerStore::calls`]) so tests can
 //! assert how many calls a step makes.
 
@@ -134,10 +138,14 @@ impl VersionCache {
     }
 }
 
-/// What the whole process shares: the cache and the counters.
+/// What the whole process shares: the cache, where each stage read by stage was found, and the
+/// counters.
 #[derive(Default)]
 struct Shared {
     cache: Mutex<VersionCache>,
+    /// (secret id as asked, stage) -> (when read, ARN, VersionId) of reads by stage, for
+    /// [`SecretStore::get_value_recent`].
+    stage_reads: Mutex<HashMap<(String, String), (Instant, String, String)>>,
     counters: Counters,
 }
 
@@ -469,10 +477,29 @@ impl SecretStore for SecretsManagerStore {
         tracing::debug!(api = "GetSecretValue", secret_arn = %arn, version = %version_id, cached = false, duration_ms = started.elapsed().as_millis() as u64, "secrets manager call");
 
         self.shared.cache.lock().expect("cache lock").insert(&arn, &version_id, value.clone(), stages.clone());
+        if let VersionSelector::Stage(stage) = &selector {
+            self.shared.stage_reads.lock().expect("stage reads lock").insert((secret_id.to_owned(), stage.clone()), (Instant::now(), arn.clone(), version_id.clone()));
+        }
         if secret_id != arn {
             self.snapshots().aliases.insert(secret_id.to_owned(), arn.clone());
         }
         Ok(SecretVersion { arn, version_id, stages, value })
+    }
+
+    async fn get_value_recent(&self, secret_id: &str, stage: &str, max_age: Duration) -> Result<SecretVersion, AwsError> {
+        let recent = {
+            let reads = self.shared.stage_reads.lock().expect("stage reads lock");
+            reads.get(&(secret_id.to_owned(), stage.to_owned())).filter(|(when, _, _)| when.elapsed() <= max_age).map(|(_, arn, id)| (arn.clone(), id.clone()))
+        };
+        if let Some((arn, version_id)) = recent {
+            let cached = self.shared.cache.lock().expect("cache lock").get(&arn, &version_id).map(|c| (c.value.clone(), c.stages.clone()));
+            if let Some((value, stages)) = cached {
+                Counters::bump(&self.shared.counters.cache_hits);
+                tracing::debug!(api = "GetSecretValue", secret_arn = %arn, version = %version_id, cached = true, max_age_s = max_age.as_secs(), "secrets manager read of a recent stage");
+                return Ok(SecretVersion { arn, version_id, stages, value });
+            }
+        }
+        self.get_value(secret_id, VersionSelector::stage(stage)).await
     }
 
     async fn put_value(&self, secret_id: &str, version_id: &str, value: &SecretString, stages: &[&str], rotation_token: Option<&str>) -> Result<(), AwsError> {

@@ -18,7 +18,7 @@ use dbcreds_aws::{AWSCURRENT, SecretStore, VersionSelector};
 use dbcreds_core::secret_document::MASTERARN;
 use dbcreds_core::{ErrorClass, SecretDocument};
 use dbcreds_db::DbError;
-use dbcreds_rotation::master::resolve_master;
+use dbcreds_rotation::master::{MasterRead, resolve_master};
 use dbcreds_rotation::steps::alternate_username;
 use serde::Serialize;
 use serde_json::Value;
@@ -66,7 +66,7 @@ pub async fn run(args: Args, global: &GlobalArgs) -> Result<Report, CliError> {
     if document.masterarn().is_none() {
         return Err(CliError::input(format!("--master-secret: is missing; the secret {} names no master secret (masterarn)", current.arn)).with_hint("pass --master-secret with the master user's secret"));
     }
-    let master = crate::progress::during("reading the master secret", resolve_master(&store, Some(&rds), &document, engine, &|_| Ok(()))).await?;
+    let master = crate::progress::during("reading the master secret", resolve_master(&store, Some(&rds), &document, engine, MasterRead::Fresh, &|_| Ok(()))).await?;
 
     let user = document.username()?.to_owned();
     let password = document.password()?.clone();

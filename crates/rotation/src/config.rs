@@ -13,6 +13,13 @@ pub const MYSQL_DEFAULT_EXCLUDE_CHARACTERS: &str = "/@\"'\\";
 /// The environment variable that picks the strategy.
 pub const ROTATION_STRATEGY: &str = "ROTATION_STRATEGY";
 pub const USERNAME_CHARACTER_LIMIT: &str = "USERNAME_CHARACTER_LIMIT";
+/// How long a warm function may reuse the master secret it read (alternating users), in seconds.
+pub const MASTER_SECRET_CACHE_SECONDS: &str = "MASTER_SECRET_CACHE_SECONDS";
+/// Five minutes: a burst of rotations of the secrets that share one master (the provisioner's
+/// DBUserA, DBUserB, ...) reads it once, while a master rotated since (RDS rotates a managed
+/// master every 7 days by default) is read again at the latest that much later, and at once
+/// when the database refuses the remembered password.
+pub const DEFAULT_MASTER_SECRET_CACHE: std::time::Duration = std::time::Duration::from_secs(300);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Strategy {
@@ -49,16 +56,19 @@ pub struct RotationConfig {
     pub exclude_characters_set: bool,
     /// `USERNAME_CHARACTER_LIMIT`, when set: replaces the engine's user-name limit.
     pub username_limit: Option<usize>,
+    /// `MASTER_SECRET_CACHE_SECONDS`: how long the master secret's AWSCURRENT, once read, is
+    /// reused without asking Secrets Manager (0: read it on every setSecret, as AWS's do).
+    pub master_cache: std::time::Duration,
 }
 
 impl Default for RotationConfig {
     fn default() -> Self {
-        Self { strategy: Strategy::SingleUser, policy: PasswordPolicy::default(), exclude_characters_set: false, username_limit: None }
+        Self { strategy: Strategy::SingleUser, policy: PasswordPolicy::default(), exclude_characters_set: false, username_limit: None, master_cache: DEFAULT_MASTER_SECRET_CACHE }
     }
 }
 
 impl RotationConfig {
-    /// Reads `ROTATION_STRATEGY`, `USERNAME_CHARACTER_LIMIT` and the password policy variables
+    /// Reads `ROTATION_STRATEGY`, `USERNAME_CHARACTER_LIMIT`, `MASTER_SECRET_CACHE_SECONDS` and the password policy variables
     /// (`PASSWORD_LENGTH`, `EXCLUDE_CHARACTERS`, `EXCLUDE_NUMBERS`, `EXCLUDE_PUNCTUATION`,
     /// `EXCLUDE_UPPERCASE`, `EXCLUDE_LOWERCASE`, `REQUIRE_EACH_INCLUDED_TYPE`). Each bad value is an
     /// error naming its variable.
@@ -70,7 +80,11 @@ impl RotationConfig {
             Some(v) => Some(parse_u32(USERNAME_CHARACTER_LIMIT, &v, 1, 128)? as usize),
             None => None,
         };
-        let config = Self { strategy, policy, exclude_characters_set, username_limit };
+        let master_cache = match lookup(MASTER_SECRET_CACHE_SECONDS).filter(|v| !v.trim().is_empty()) {
+            Some(v) => std::time::Duration::from_secs(u64::from(parse_u32(MASTER_SECRET_CACHE_SECONDS, &v, 0, 3600)?)),
+            None => DEFAULT_MASTER_SECRET_CACHE,
+        };
+        let config = Self { strategy, policy, exclude_characters_set, username_limit, master_cache };
         // Both engine defaults must leave a usable alphabet, so a bad policy fails at start-up.
         for family in [EngineFamily::MySql, EngineFamily::Postgres] {
             dbcreds_core::generate_password(&config.policy_for(family))?;
@@ -122,6 +136,8 @@ mod tests {
         assert_eq!(c.username_limit_for(Engine::MySql), 32);
         assert_eq!(c.username_limit_for(Engine::MariaDb), 80);
         assert_eq!(c.username_limit_for(Engine::AuroraPostgreSql), 63);
+        assert_eq!(c.master_cache, DEFAULT_MASTER_SECRET_CACHE);
+        assert_eq!(config(&[("MASTER_SECRET_CACHE_SECONDS", "0")]).unwrap().master_cache, std::time::Duration::ZERO);
     }
 
     #[test]
@@ -138,5 +154,6 @@ mod tests {
         assert_eq!(config(&[("USERNAME_CHARACTER_LIMIT", "0")]).unwrap_err().field, "USERNAME_CHARACTER_LIMIT");
         assert_eq!(config(&[("PASSWORD_LENGTH", "x")]).unwrap_err().field, "PASSWORD_LENGTH");
         assert_eq!(config(&[("EXCLUDE_LOWERCASE", "perhaps")]).unwrap_err().field, "EXCLUDE_LOWERCASE");
+        assert_eq!(config(&[("MASTER_SECRET_CACHE_SECONDS", "7200")]).unwrap_err().field, "MASTER_SECRET_CACHE_SECONDS");
     }
 }

@@ -10,6 +10,17 @@ use dbcreds_core::sanitize::for_log;
 use dbcreds_core::secret_document::{DBNAME, ENGINE, HOST, PORT};
 use dbcreds_core::{Engine, InputError, SecretDocument};
 use serde_json::Value;
+use std::time::Duration;
+
+/// How to read the master secret.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MasterRead {
+    /// Ask Secrets Manager.
+    Fresh,
+    /// Reuse the AWSCURRENT this process read at most this long ago, if it still holds it (the
+    /// warm rotator). The caller reads [`MasterRead::Fresh`] when the database refuses it.
+    Recent(Duration),
+}
 
 /// Reads the master secret `current.masterarn` names (AWSCURRENT) and makes it a login for the
 /// same database as `current`:
@@ -20,21 +31,24 @@ use serde_json::Value;
 ///   or cluster the secret names) and must not be the rotated user or its clone.
 ///
 /// `before_call` runs before each call (the rotator refuses to start one past its deadline).
+/// Every check runs on a remembered master too ([`MasterRead::Recent`]): only the read is saved.
 pub async fn resolve_master(
     store: &dyn SecretStore,
     endpoints: Option<&dyn EndpointLookup>,
     current: &SecretDocument,
     engine: Engine,
+    read: MasterRead,
     before_call: &(dyn Fn(&str) -> Result<(), RotationError> + Sync),
 ) -> Result<SecretDocument, RotationError> {
     const LABEL: &str = "master secret";
     let master_arn = current.masterarn().ok_or_else(|| InputError::missing("AWSCURRENT.masterarn", "name the master secret"))?;
     let within = |e: InputError| RotationError::from(e.within(&format!("{LABEL}.")));
     before_call("reading the master secret")?;
-    let version = store
-        .get_value(master_arn, VersionSelector::stage(AWSCURRENT))
-        .await
-        .map_err(|e| RotationError::from(e).context(&format!("reading the master secret {} named by masterarn", for_log(master_arn))))?;
+    let version = match read {
+        MasterRead::Fresh => store.get_value(master_arn, VersionSelector::stage(AWSCURRENT)).await,
+        MasterRead::Recent(max_age) => store.get_value_recent(master_arn, AWSCURRENT, max_age).await,
+    }
+    .map_err(|e| RotationError::from(e).context(&format!("reading the master secret {} named by masterarn", for_log(master_arn))))?;
     let mut master = SecretDocument::parse(version.value).map_err(within)?;
     master.username().map_err(within)?;
     master.password().map_err(within)?;

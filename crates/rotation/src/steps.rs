@@ -14,10 +14,12 @@
 //! it must read it; the one call over AWS's bare minimum is createSecret's probe of the pending
 //! version, which is what lets it never replace a pending value without relying on
 //! PutSecretValue refusing a second value (moto, for one, overwrites). Alternating users add the
-//! master secret's read.
+//! master secret's read, which a warm function saves for `MASTER_SECRET_CACHE_SECONDS` (8 calls
+//! again for every rotation of the secrets sharing that master in that window).
 
 use crate::config::Strategy;
 use crate::error::RotationError;
+use crate::master::MasterRead;
 use crate::ports::identity_is;
 use crate::rotator::{Invocation, Outcome, StepInfo};
 use dbcreds_aws::{AWSCURRENT, AWSPENDING, AWSPREVIOUS, VersionSelector};
@@ -312,6 +314,9 @@ async fn read_previous(inv: &Invocation<'_>, current: &SecretDocument, engine: E
 ///   port, or the RDS instance or cluster the secret names) and must not be the rotated user;
 /// - an RDS-managed master secret (only username and password) gets its host, port and engine
 ///   from RDS through its `aws:rds:primarydbinstancearn` / `primarydbclusterarn` tag;
+/// - a warm function reuses the master it read within `MASTER_SECRET_CACHE_SECONDS` (secrets
+///   sharing one master rotate with one read of it); when the database refuses that password
+///   (the master was rotated since) it reads the master again and retries once;
 /// - then `mirror_user(current user, pending user, pending password)` creates the pending user if
 ///   missing and makes its password, grants (MySQL) or memberships and attributes (PostgreSQL)
 ///   match, revoking what the current user no longer has. It runs even when the pending
@@ -329,14 +334,24 @@ async fn set_alternating(inv: &Invocation<'_>, current: &SecretDocument, pending
             ),
         ));
     }
-    let master = load_master(inv, current, engine).await?;
+    let remembered = inv.rotator.config.master_cache;
+    let first_read = if remembered.is_zero() { MasterRead::Fresh } else { MasterRead::Recent(remembered) };
+    let master = load_master(inv, current, engine, first_read).await?;
     inv.check_time("mirroring the user with the master secret")?;
-    let changes = inv
-        .rotator
-        .databases
-        .mirror_user(&master, current.username()?, pending.username()?, pending.password()?, inv.deadline)
-        .await
-        .map_err(|e| RotationError::from(e).context(&format!("making {} a copy of {} with the master secret", for_log(pending.username().unwrap_or("")), for_log(current.username().unwrap_or("")))))?;
+    let mirror = |master: SecretDocument| async move {
+        inv.rotator.databases.mirror_user(&master, current.username()?, pending.username()?, pending.password()?, inv.deadline).await.map_err(RotationError::from)
+    };
+    let mirrored = match mirror(master).await {
+        // The remembered master may be out of date (rotated since): read it again and retry once.
+        Err(e) if e.class == ErrorClass::Authentication && first_read != MasterRead::Fresh => {
+            tracing::info!(secret_arn = %clean(inv.arn()), version = %clean(inv.token()), "the remembered master secret was refused; reading it again");
+            let master = load_master(inv, current, engine, MasterRead::Fresh).await?;
+            inv.check_time("mirroring the user with the master secret")?;
+            mirror(master).await
+        }
+        other => other,
+    };
+    let changes = mirrored.map_err(|e| e.context(&format!("making {} a copy of {} with the master secret", for_log(pending.username().unwrap_or("")), for_log(current.username().unwrap_or("")))))?;
     for change in &changes {
         tracing::info!(secret_arn = %clean(inv.arn()), version = %clean(inv.token()), change = ?change, "clone changed");
     }
@@ -345,8 +360,8 @@ async fn set_alternating(inv: &Invocation<'_>, current: &SecretDocument, pending
 
 /// The master login for alternating users, checked against the rotated secret
 /// ([`crate::master::resolve_master`], shared with the operator CLI).
-async fn load_master(inv: &Invocation<'_>, current: &SecretDocument, engine: Engine) -> Result<SecretDocument, RotationError> {
-    crate::master::resolve_master(inv.rotator.store, inv.rotator.endpoints, current, engine, &|what| inv.check_time(what)).await
+async fn load_master(inv: &Invocation<'_>, current: &SecretDocument, engine: Engine, read: MasterRead) -> Result<SecretDocument, RotationError> {
+    crate::master::resolve_master(inv.rotator.store, inv.rotator.endpoints, current, engine, read, &|what| inv.check_time(what)).await
 }
 
 // ---------------------------------------------------------------------------------------------

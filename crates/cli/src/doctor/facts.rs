@@ -13,7 +13,7 @@ use dbcreds_aws::{AWSCURRENT, AWSPENDING, AWSPREVIOUS, SecretStore, VersionSelec
 use dbcreds_core::secret_document::MASTERARN;
 use dbcreds_core::{ErrorClass, SecretDocument};
 use dbcreds_rotation::Strategy;
-use dbcreds_rotation::master::resolve_master;
+use dbcreds_rotation::master::{MasterRead, resolve_master};
 use dbcreds_rotation::steps::alternate_username;
 use serde::Serialize;
 use serde_json::Value;
@@ -246,7 +246,7 @@ async fn inspect_master(
             return facts;
         }
     };
-    let document = match crate::progress::during("reading the master secret", resolve_master(store, Some(rds), &named, engine, &|_| Ok(()))).await {
+    let document = match crate::progress::during("reading the master secret", resolve_master(store, Some(rds), &named, engine, MasterRead::Fresh, &|_| Ok(()))).await {
         Ok(document) => document,
         Err(err) => {
             facts.failure = Some(FailureReport::new(err.class, err.message));
