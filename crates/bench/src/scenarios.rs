@@ -533,6 +533,44 @@ fn provisioner_explanation(phase: &str) -> &'static str {
     }
 }
 
+/// The figures of a function invoked cold, then once more warm, over several processes (the
+/// provisioner and the connection test are measured the same way).
+#[derive(Default)]
+struct ColdSamples {
+    durations: Samples,
+    inits: Samples,
+    warm: Samples,
+    rss: Samples,
+}
+
+impl ColdSamples {
+    fn cold(&mut self, invocation: &Invocation) {
+        self.durations.push_ms(invocation.timings.duration.unwrap_or_default());
+        self.inits.push_ms(invocation.timings.init.unwrap_or_default());
+    }
+
+    /// The warm invocation's duration, then the process's peak RSS, and the process stopped.
+    async fn warm_then_stop(&mut self, again: &Invocation, mut function: dbcreds_testenv::LambdaFunction) {
+        self.warm.push_ms(again.timings.duration.unwrap_or_default());
+        if let Some(peak) = function.pid().and_then(peak_rss_mib) {
+            self.rss.push(peak);
+        }
+        function.kill().await;
+    }
+
+    fn peak_rss(&self) -> Option<f64> {
+        Some(self.rss.max()).filter(|v| !v.is_nan())
+    }
+
+    fn row(&self, engine: EngineKind, calls: u64, connections: String) -> Vec<String> {
+        vec![engine.name().into(), self.durations.median_p95(), self.inits.median_p95(), self.warm.median_p95(), calls.to_string(), connections, format!("{:.1} MiB", self.rss.max())]
+    }
+
+    fn to_json(&self, (cold_key, warm_key): (&str, &str), calls: u64, connections: u64, phases: Value) -> Value {
+        json!({cold_key: self.durations.to_json(), "init_ms": self.inits.to_json(), warm_key: self.warm.to_json(), "secrets_manager_calls": calls, "connections": connections, "peak_rss_mib": self.rss.to_json(), "phases": phases})
+    }
+}
+
 pub async fn provisioner(bins: &Binaries, runs: usize, report: &mut Report) -> Option<f64> {
     let cold = cold_runs(runs);
     eprintln!("dbcreds-bench: provisioner ({cold} cold Creates per engine)");
@@ -545,7 +583,7 @@ pub async fn provisioner(bins: &Binaries, runs: usize, report: &mut Report) -> O
     for engine in EngineKind::ALL {
         let db = Database::start(engine).await;
         let master_arn = aws.create_secret(&db.master_document()).await;
-        let (mut durations, mut inits, mut warm, mut rss) = (Samples::default(), Samples::default(), Samples::default(), Samples::default());
+        let mut samples = ColdSamples::default();
         let mut phase_runs = Vec::new();
         let (mut calls, mut connections) = (0, 0);
         for _ in 0..cold {
@@ -565,8 +603,7 @@ pub async fn provisioner(bins: &Binaries, runs: usize, report: &mut Report) -> O
             let put = recorder.requests_for(&name);
             let body = put.first().map(|p| p.json()).unwrap_or(Value::Null);
             assert_eq!(body["Status"], "SUCCESS", "the provisioner's Create failed: {body}\n{}", invocation.logs);
-            durations.push_ms(invocation.timings.duration.unwrap_or_default());
-            inits.push_ms(invocation.timings.init.unwrap_or_default());
+            samples.cold(&invocation);
             phase_runs.push(phases_from_logs(&invocation, delivered_at(called, &invocation), &provisioner_phase_name));
 
             // The same work again in the warm process (new users, new database).
@@ -576,30 +613,15 @@ pub async fn provisioner(bins: &Binaries, runs: usize, report: &mut Report) -> O
             }
             let (event, _) = provisioner_event(&recorder, &master_arn, &warm_arns, &unique("db"));
             let again = function.invoke(event, Duration::from_secs(120)).await;
-            warm.push_ms(again.timings.duration.unwrap_or_default());
-            if let Some(peak) = function.pid().and_then(peak_rss_mib) {
-                rss.push(peak);
-            }
-            function.kill().await;
+            samples.warm_then_stop(&again, function).await;
         }
         let (phases, phases_json) = phase_table(&phase_runs, &format!("provisioner Create phase ({})", engine.name()), &provisioner_explanation);
-        summary.row(vec![
-            engine.name().into(),
-            durations.median_p95(),
-            inits.median_p95(),
-            warm.median_p95(),
-            calls.to_string(),
-            format!("{connections} / 3"),
-            format!("{:.1} MiB", rss.max()),
-        ]);
-        figures.insert(
-            engine.name().into(),
-            json!({"cold_create_ms": durations.to_json(), "init_ms": inits.to_json(), "warm_create_ms": warm.to_json(), "secrets_manager_calls": calls, "connections": connections, "peak_rss_mib": rss.to_json(), "phases": phases_json}),
-        );
-        peak_rss = higher(peak_rss, Some(rss.max()).filter(|v| !v.is_nan()));
+        summary.row(samples.row(engine, calls, format!("{connections} / 3")));
+        figures.insert(engine.name().into(), samples.to_json(("cold_create_ms", "warm_create_ms"), calls, connections, phases_json));
+        peak_rss = higher(peak_rss, samples.peak_rss());
         report.target(
             format!("provisioner Create, two users, cold, {}", engine.name()),
-            format!("{} ms after an init of {} ms; {connections} DB connections for 3 logins", durations.median_p95(), inits.median_p95()),
+            format!("{} ms after an init of {} ms; {connections} DB connections for 3 logins", samples.durations.median_p95(), samples.inits.median_p95()),
             "measured; phases over 10 ms explained",
             Verdict::Reported,
         );
@@ -640,7 +662,7 @@ pub async fn connection_test(bins: &Binaries, runs: usize, report: &mut Report) 
         let db = Database::start(engine).await;
         let secret_arn = login_secret(&aws, &db).await;
         let env = connection_test_env(&aws, &db, &secret_arn);
-        let (mut durations, mut inits, mut warm, mut rss) = (Samples::default(), Samples::default(), Samples::default(), Samples::default());
+        let mut samples = ColdSamples::default();
         let mut phase_runs = Vec::new();
         let (mut calls, mut connections) = (0, 0);
         for _ in 0..cold {
@@ -649,8 +671,7 @@ pub async fn connection_test(bins: &Binaries, runs: usize, report: &mut Report) 
             let invocation = function.invoke(json!({}), Duration::from_secs(30)).await;
             calls = aws.calls().since(&calls_before).of_service("secretsmanager").total();
             connections = db.connections() - connections_before;
-            durations.push_ms(invocation.timings.duration.unwrap_or_default());
-            inits.push_ms(invocation.timings.init.unwrap_or_default());
+            samples.cold(&invocation);
             let response = invocation.clone().expect_ok();
             assert_eq!(response["statusCode"], 200, "the connection test failed: {response}\n{}", invocation.logs);
             let mut phases = vec![("init".to_owned(), ms(invocation.timings.init))];
@@ -659,30 +680,16 @@ pub async fn connection_test(bins: &Binaries, runs: usize, report: &mut Report) 
             }
             phase_runs.push(phases);
             let again = function.invoke(json!({}), Duration::from_secs(30)).await;
-            warm.push_ms(again.timings.duration.unwrap_or_default());
-            if let Some(peak) = function.pid().and_then(peak_rss_mib) {
-                rss.push(peak);
-            }
-            function.kill().await;
+            samples.warm_then_stop(&again, function).await;
         }
         let (phases, phases_json) = phase_table(&phase_runs, &format!("connection-test phase ({})", engine.name()), &connection_test_explanation);
-        summary.row(vec![
-            engine.name().into(),
-            durations.median_p95(),
-            inits.median_p95(),
-            warm.median_p95(),
-            calls.to_string(),
-            format!("{connections} / 1 ({})", if connections as f64 <= CONNECTIONS_PER_LOGIN_TARGET { "met" } else { "**NOT met**" }),
-            format!("{:.1} MiB", rss.max()),
-        ]);
-        figures.insert(
-            engine.name().into(),
-            json!({"cold_check_ms": durations.to_json(), "init_ms": inits.to_json(), "warm_check_ms": warm.to_json(), "secrets_manager_calls": calls, "connections": connections, "peak_rss_mib": rss.to_json(), "phases": phases_json}),
-        );
-        peak_rss = higher(peak_rss, Some(rss.max()).filter(|v| !v.is_nan()));
+        let met = if connections as f64 <= CONNECTIONS_PER_LOGIN_TARGET { "met" } else { "**NOT met**" };
+        summary.row(samples.row(engine, calls, format!("{connections} / 1 ({met})")));
+        figures.insert(engine.name().into(), samples.to_json(("cold_check_ms", "warm_check_ms"), calls, connections, phases_json));
+        peak_rss = higher(peak_rss, samples.peak_rss());
         report.target(
             format!("connection-test success, secret mode, cold, {}", engine.name()),
-            format!("{} ms after an init of {} ms", durations.median_p95(), inits.median_p95()),
+            format!("{} ms after an init of {} ms", samples.durations.median_p95(), samples.inits.median_p95()),
             "measured; phases over 10 ms explained",
             Verdict::Reported,
         );
