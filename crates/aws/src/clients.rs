@@ -94,6 +94,45 @@ pub fn retry_config() -> RetryConfig {
         .with_max_backoff(Duration::from_secs(5))
 }
 
+/// The roots of Amazon Trust Services (Amazon Root CA 1-4, and Starfield Services Root G2 that
+/// cross-signs them), which AWS's service endpoints chain to, VPC interface endpoints included.
+/// From Debian's ca-certificates; see certs/README.md.
+const AMAZON_TRUST_SERVICES_ROOTS: &[u8] = include_bytes!("../../../certs/amazon-trust-services-roots.pem");
+
+/// What the SDK verifies AWS's endpoints against.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AwsEndpointTrust {
+    /// Amazon Trust Services' five roots only. The SDK's default reads and decodes the system's
+    /// ~150 roots while the configuration loads, about 3 ms of every cold start (BENCHMARKS.md,
+    /// "Init"), and the functions only ever call AWS's endpoints: trusting just the CAs those
+    /// chain to is also the narrower choice.
+    AmazonRoots,
+    /// The system's roots (the SDK's default), as `SSL_CERT_FILE` / `SSL_CERT_DIR` point to them.
+    SystemRoots,
+}
+
+impl AwsEndpointTrust {
+    /// Amazon's roots, unless the environment names a certificate file or directory: whoever
+    /// sets `SSL_CERT_FILE` or `SSL_CERT_DIR` on a function (for an HTTPS proxy that inspects
+    /// traffic, say) gets the SDK's default, which reads them.
+    pub fn for_lambda() -> Self {
+        Self::from_lookup(|name| std::env::var_os(name).is_some_and(|value| !value.is_empty()))
+    }
+
+    fn from_lookup(is_set: impl Fn(&str) -> bool) -> Self {
+        if is_set("SSL_CERT_FILE") || is_set("SSL_CERT_DIR") { Self::SystemRoots } else { Self::AmazonRoots }
+    }
+}
+
+/// The SDK's own HTTPS client (hyper, rustls with aws-lc-rs, proxy settings from the
+/// environment as in the SDK's default), trusting only Amazon's roots.
+fn amazon_roots_http_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
+    use aws_smithy_http_client::tls::{self, TlsContext, TrustStore, rustls_provider::CryptoMode};
+    let trust = TrustStore::empty().with_native_roots(false).with_pem_certificate(AMAZON_TRUST_SERVICES_ROOTS);
+    let context = TlsContext::builder().with_trust_store(trust).build().expect("a TLS context from a trust store always builds");
+    aws_smithy_http_client::Builder::new().tls_provider(tls::Provider::Rustls(CryptoMode::AwsLc)).tls_context(context).build_https()
+}
+
 /// The SDK clients every function uses, and the configuration they were built from.
 #[derive(Clone, Debug)]
 pub struct AwsClients {
@@ -110,14 +149,27 @@ impl AwsClients {
     /// From the standard environment: `AWS_REGION`, `AWS_ENDPOINT_URL`,
     /// `AWS_ENDPOINT_URL_SECRETS_MANAGER`, `AWS_ENDPOINT_URL_STS`, `AWS_ENDPOINT_URL_RDS`, the
     /// credentials chain, and AWS's `SECRETS_MANAGER_ENDPOINT`. Call it once per cold start.
+    ///
+    /// For the Lambda functions: AWS's endpoints are verified against Amazon Trust Services'
+    /// roots ([`AwsEndpointTrust::AmazonRoots`]) unless `SSL_CERT_FILE` or `SSL_CERT_DIR` say
+    /// otherwise.
     pub async fn from_env() -> Result<Self, AwsError> {
-        Self::from_env_with(None, None).await
+        Self::load(None, None, AwsEndpointTrust::for_lambda()).await
     }
 
     /// [`AwsClients::from_env`] with a region and a named profile chosen by the caller, which win
-    /// over `AWS_REGION` and `AWS_PROFILE` (the operator CLI's `--region` and `--profile`).
+    /// over `AWS_REGION` and `AWS_PROFILE` (the operator CLI's `--region` and `--profile`). AWS's
+    /// endpoints are verified against the system's roots, as the AWS CLI does: an operator's
+    /// machine may sit behind a proxy whose CA only the system trusts.
     pub async fn from_env_with(region: Option<&str>, profile: Option<&str>) -> Result<Self, AwsError> {
+        Self::load(region, profile, AwsEndpointTrust::SystemRoots).await
+    }
+
+    async fn load(region: Option<&str>, profile: Option<&str>, trust: AwsEndpointTrust) -> Result<Self, AwsError> {
         let mut loader = aws_config::defaults(BehaviorVersion::latest()).timeout_config(CallTimeouts::DEFAULT.to_config()).retry_config(retry_config());
+        if trust == AwsEndpointTrust::AmazonRoots {
+            loader = loader.http_client(amazon_roots_http_client());
+        }
         if let Some(region) = region {
             validate_region("region", region)?;
             loader = loader.region(Region::new(region.to_owned()));
@@ -215,6 +267,27 @@ pub(crate) fn validate_region(field: &str, region: &str) -> Result<(), InputErro
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn amazon_trust_services_roots_are_five_certificates_that_parse_as_the_sdk_parses_them() {
+        use rustls_pki_types::{CertificateDer, pem::PemObject};
+        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(AMAZON_TRUST_SERVICES_ROOTS).collect::<Result<_, _>>().expect("PEM");
+        assert_eq!(certs.len(), 5);
+        // The SDK panics on a root it cannot add.
+        let mut store = rustls::RootCertStore::empty();
+        for cert in certs {
+            store.add(cert).expect("a trust anchor");
+        }
+        assert_eq!(store.len(), 5);
+    }
+
+    #[test]
+    fn lambda_functions_trust_amazon_roots_unless_the_environment_names_certificates() {
+        assert_eq!(AwsEndpointTrust::from_lookup(|_| false), AwsEndpointTrust::AmazonRoots);
+        assert_eq!(AwsEndpointTrust::from_lookup(|name| name == "SSL_CERT_FILE"), AwsEndpointTrust::SystemRoots);
+        assert_eq!(AwsEndpointTrust::from_lookup(|name| name == "SSL_CERT_DIR"), AwsEndpointTrust::SystemRoots);
+        let _client = amazon_roots_http_client();
+    }
     use aws_credential_types::Credentials;
 
     fn config(region: Option<&str>) -> SdkConfig {
