@@ -15,7 +15,6 @@ use crate::error::DbError;
 use dbcreds_core::{ErrorClass, InputError};
 use rustls::RootCertStore;
 use rustls::pki_types::CertificateDer;
-use rustls::pki_types::pem::PemObject;
 use std::sync::{Arc, OnceLock};
 
 pub const CA_BUNDLE_ENV: &str = "DB_CA_BUNDLE";
@@ -55,11 +54,11 @@ impl TrustStore {
     pub fn load(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, DbError> {
         let mut roots = Vec::new();
         let mut sources = Vec::new();
-        let native = rustls_native_certs::load_native_certs();
-        if !native.certs.is_empty() {
-            sources.push(format!("system ({})", native.certs.len()));
+        let system = system_roots();
+        if !system.is_empty() {
+            sources.push(format!("system ({})", system.len()));
         }
-        roots.extend(native.certs);
+        roots.extend(system);
         let rds = parse_pem_bundle(RDS_CA_BUNDLE).expect("the compiled-in RDS CA bundle is valid PEM (checked by a unit test)");
         sources.push(format!("RDS CA bundle ({})", rds.len()));
         roots.extend(rds);
@@ -118,10 +117,61 @@ impl TrustStore {
     }
 }
 
+/// The bundle files of the distributions, as openssl-probe lists them, in its order: Debian and
+/// Ubuntu, then Amazon Linux (Lambda's provided.al2023), Fedora and RHEL, and the others.
+const SYSTEM_BUNDLE_FILES: &[&str] = &[
+    "/etc/ssl/certs/ca-certificates.crt",
+    "/etc/pki/tls/certs/ca-bundle.crt",
+    "/etc/ssl/ca-bundle.pem",
+    "/etc/pki/tls/cacert.pem",
+    "/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem",
+    "/etc/ssl/cert.pem",
+];
+
+/// The system's roots. `SSL_CERT_FILE` or `SSL_CERT_DIR`, when set, are read exactly as
+/// rustls-native-certs reads them. Otherwise only the distribution's bundle file is read: the
+/// hashed directory beside it (/etc/ssl/certs) holds the same certificates again, one file each,
+/// and reading both, as rustls-native-certs does, doubles the work for the same set: about 300
+/// files and 5 ms of every cold start (BENCHMARKS.md, "Init"). (What only the directory has is
+/// what the distribution's CA package did not put there, like Debian's self-signed "snakeoil"
+/// certificate, which no database connection should trust.) No bundle file: the directory.
+fn system_roots() -> Vec<CertificateDer<'static>> {
+    let explicit = ["SSL_CERT_FILE", "SSL_CERT_DIR"].iter().any(|name| std::env::var_os(name).is_some_and(|value| !value.is_empty()));
+    if !explicit {
+        for path in SYSTEM_BUNDLE_FILES {
+            if let Ok(pem) = std::fs::read(path)
+                && let Ok(certs) = parse_pem_bundle(&pem)
+            {
+                return certs;
+            }
+        }
+    }
+    rustls_native_certs::load_native_certs().certs
+}
+
+/// The `CERTIFICATE` blocks of a PEM bundle, as DER. Other blocks and text between blocks are
+/// ignored, as rustls-pki-types ignores them. Decoded with the general-purpose base64 engine
+/// rather than rustls-pki-types' constant-time one: these are public certificates, and the
+/// constant-time decoder is the hottest function of a cold start (BENCHMARKS.md, "Init").
 fn parse_pem_bundle(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, String> {
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(pem)
-        .collect::<Result<_, _>>()
-        .map_err(|err| format!("not a PEM certificate bundle ({err:?})"))?;
+    use base64::Engine as _;
+    const BEGIN: &[u8] = b"-----BEGIN CERTIFICATE-----";
+    const END: &[u8] = b"-----END CERTIFICATE-----";
+    let find = |haystack: &[u8], needle: &[u8]| haystack.windows(needle.len()).position(|window| window == needle);
+    let mut certs = Vec::new();
+    let mut rest = pem;
+    let mut body = Vec::new();
+    while let Some(start) = find(rest, BEGIN) {
+        let after_begin = &rest[start + BEGIN.len()..];
+        let end = find(after_begin, END).ok_or_else(|| format!("not a PEM certificate bundle (certificate {} has no END line)", certs.len() + 1))?;
+        body.clear();
+        body.extend(after_begin[..end].iter().copied().filter(|byte| !byte.is_ascii_whitespace()));
+        let der = base64::engine::general_purpose::STANDARD
+            .decode(&body)
+            .map_err(|err| format!("not a PEM certificate bundle (certificate {} is not base64: {err})", certs.len() + 1))?;
+        certs.push(CertificateDer::from(der));
+        rest = &after_begin[end + END.len()..];
+    }
     if certs.is_empty() {
         return Err("holds no PEM certificate".into());
     }
@@ -131,6 +181,68 @@ fn parse_pem_bundle(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, String> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use rustls::pki_types::pem::PemObject;
+
+    /// What rustls-pki-types' own PEM reader makes of a bundle.
+    fn reference_parse(pem: &[u8]) -> Vec<CertificateDer<'static>> {
+        CertificateDer::pem_slice_iter(pem).collect::<Result<_, _>>().expect("valid PEM")
+    }
+
+    #[test]
+    fn the_pem_reader_agrees_with_rustls_pki_types_on_real_bundles() {
+        assert_eq!(parse_pem_bundle(RDS_CA_BUNDLE).unwrap(), reference_parse(RDS_CA_BUNDLE));
+        // The system's bundle, where this machine has one.
+        for path in SYSTEM_BUNDLE_FILES {
+            if let Ok(pem) = std::fs::read(path) {
+                let ours = parse_pem_bundle(&pem).unwrap();
+                assert!(ours.len() > 50, "{path}: {} roots", ours.len());
+                assert_eq!(ours, reference_parse(&pem), "{path}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_bundle_file_holds_every_root_the_directory_beside_it_was_given_by_ca_certificates() {
+        // Debian's layout; on a machine without it there is nothing to compare.
+        use std::collections::BTreeSet;
+        let (file, dir) = (std::path::Path::new("/etc/ssl/certs/ca-certificates.crt"), std::path::Path::new("/etc/ssl/certs"));
+        let Ok(pem) = std::fs::read(file) else { return };
+        let der = |certs: Vec<CertificateDer<'static>>| certs.iter().map(|c| c.to_vec()).collect::<BTreeSet<Vec<u8>>>();
+        let ours = der(parse_pem_bundle(&pem).unwrap());
+        let both = der(rustls_native_certs::load_certs_from_paths(Some(file), Some(dir)).certs);
+        assert!(ours.is_subset(&both));
+        // What the directory adds must come from files ca-certificates did not put there
+        // (Debian's ssl-cert package leaves its self-signed "snakeoil" certificate there, which
+        // no database should be trusted with); every CA it manages is in the bundle.
+        let mut unmanaged = BTreeSet::new();
+        for entry in std::fs::read_dir(dir).unwrap().flatten() {
+            let path = entry.path();
+            let managed = std::fs::canonicalize(&path).is_ok_and(|target| target.starts_with("/usr/share/ca-certificates") || target == file);
+            if !managed && let Ok(pem) = std::fs::read(&path) && let Ok(certs) = parse_pem_bundle(&pem) {
+                unmanaged.extend(der(certs));
+            }
+        }
+        let added: BTreeSet<Vec<u8>> = both.difference(&ours).cloned().collect();
+        assert!(added.is_subset(&unmanaged), "{} roots are only in the directory, from files ca-certificates manages", added.difference(&unmanaged).count());
+    }
+
+    #[test]
+    fn the_pem_reader_skips_other_blocks_and_text_and_refuses_broken_certificates() {
+        let one = &RDS_CA_BUNDLE[..RDS_CA_BUNDLE.windows(25).position(|w| w == b"-----END CERTIFICATE-----").unwrap() + 25];
+        let start = one.windows(27).position(|w| w == b"-----BEGIN CERTIFICATE-----").unwrap();
+        let one = &one[start..];
+        let mut mixed = b"# a comment\r\n-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n".to_vec();
+        mixed.extend_from_slice(one);
+        mixed.extend_from_slice(b"\r\ntrailing text\n");
+        assert_eq!(parse_pem_bundle(&mixed).unwrap(), reference_parse(one));
+        assert!(parse_pem_bundle(b"no certificate here").unwrap_err().contains("no PEM certificate"));
+        let truncated = &one[..one.len() - 10];
+        assert!(parse_pem_bundle(truncated).unwrap_err().contains("no END line"));
+        let mut corrupt = one.to_vec();
+        corrupt[40] = b'*';
+        assert!(parse_pem_bundle(&corrupt).unwrap_err().contains("not base64"));
+    }
 
     #[test]
     fn the_compiled_in_rds_bundle_parses_and_is_trusted_by_default() {
