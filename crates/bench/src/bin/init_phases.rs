@@ -23,6 +23,25 @@ async fn main() {
     lap("json logging", &mut phases);
     let config = dbcreds_rotation::RotationConfig::from_lookup(dbcreds_runtime::env_lookup).expect("the configuration");
     lap("configuration", &mut phases);
+    if std::env::var_os("INIT_PHASES_SPLIT").is_some() {
+        let variant = std::env::var("INIT_PHASES_SDK").unwrap_or_default();
+        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+        if variant.contains("client") {
+            use aws_smithy_http_client::tls::{self, TlsContext, TrustStore, rustls_provider::CryptoMode};
+            let trust = TrustStore::empty().with_native_roots(false);
+            let context = TlsContext::builder().with_trust_store(trust).build().unwrap();
+            loader = loader.http_client(aws_smithy_http_client::Builder::new().tls_provider(tls::Provider::Rustls(CryptoMode::AwsLc)).tls_context(context).build_https());
+        }
+        if variant.contains("env") {
+            loader = loader.credentials_provider(aws_config::environment::EnvironmentVariableCredentialsProvider::new());
+        }
+        let config = loader.load().await;
+        lap("  split: aws_config load", &mut phases);
+        let _sm = aws_sdk_secretsmanager::Client::new(&config);
+        lap("  split: Secrets Manager client", &mut phases);
+        let _rds = aws_sdk_rds::Client::new(&config);
+        lap("  split: RDS client", &mut phases);
+    }
     let clients = dbcreds_aws::AwsClients::from_env().await.expect("the AWS clients");
     lap("AWS clients", &mut phases);
     let store = dbcreds_aws::SecretsManagerStore::new(&clients);
