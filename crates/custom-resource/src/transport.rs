@@ -83,11 +83,16 @@ impl std::fmt::Debug for ResponseSender {
 pub struct SenderError(String);
 
 impl ResponseSender {
-    /// Verifies server certificates against the system's roots.
+    /// Verifies server certificates against the system's roots (as rustls-native-certs reads them).
     pub fn from_system_roots() -> Result<Self, SenderError> {
         let native = rustls_native_certs::load_native_certs();
         let mut roots = rustls::RootCertStore::empty();
         let (_added, _ignored) = roots.add_parsable_certificates(native.certs);
+        Self::from_roots(roots)
+    }
+
+    /// Verifies server certificates against `roots`, which must not be empty, with the default retries.
+    pub fn from_roots(roots: rustls::RootCertStore) -> Result<Self, SenderError> {
         if roots.is_empty() {
             return Err(SenderError("no system root certificate could be loaded (is the CA bundle installed?)".into()));
         }

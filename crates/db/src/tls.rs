@@ -135,7 +135,7 @@ const SYSTEM_BUNDLE_FILES: &[&str] = &[
 /// files and 5 ms of every cold start (BENCHMARKS.md, "Init"). (What only the directory has is
 /// what the distribution's CA package did not put there, like Debian's self-signed "snakeoil"
 /// certificate, which no database connection should trust.) No bundle file: the directory.
-fn system_roots() -> Vec<CertificateDer<'static>> {
+pub fn system_roots() -> Vec<CertificateDer<'static>> {
     let explicit = ["SSL_CERT_FILE", "SSL_CERT_DIR"].iter().any(|name| std::env::var_os(name).is_some_and(|value| !value.is_empty()));
     if !explicit {
         for path in SYSTEM_BUNDLE_FILES {
