@@ -143,10 +143,17 @@ impl VersionCache {
 #[derive(Default)]
 struct Shared {
     cache: Mutex<VersionCache>,
-    /// (secret id as asked, stage) -> (when read, ARN, VersionId) of reads by stage, for
+    /// (secret id as asked, stage) -> where that stage was found, for
     /// [`SecretStore::get_value_recent`].
-    stage_reads: Mutex<HashMap<(String, String), (Instant, String, String)>>,
+    stage_reads: Mutex<HashMap<(String, String), StageRead>>,
     counters: Counters,
+}
+
+/// A read by stage: when, and the version it found.
+struct StageRead {
+    when: Instant,
+    arn: String,
+    version_id: String,
 }
 
 /// The last DescribeSecret of each secret seen by one view.
@@ -478,7 +485,8 @@ impl SecretStore for SecretsManagerStore {
 
         self.shared.cache.lock().expect("cache lock").insert(&arn, &version_id, value.clone(), stages.clone());
         if let VersionSelector::Stage(stage) = &selector {
-            self.shared.stage_reads.lock().expect("stage reads lock").insert((secret_id.to_owned(), stage.clone()), (Instant::now(), arn.clone(), version_id.clone()));
+            let read = StageRead { when: Instant::now(), arn: arn.clone(), version_id: version_id.clone() };
+            self.shared.stage_reads.lock().expect("stage reads lock").insert((secret_id.to_owned(), stage.clone()), read);
         }
         if secret_id != arn {
             self.snapshots().aliases.insert(secret_id.to_owned(), arn.clone());
@@ -489,7 +497,7 @@ impl SecretStore for SecretsManagerStore {
     async fn get_value_recent(&self, secret_id: &str, stage: &str, max_age: Duration) -> Result<SecretVersion, AwsError> {
         let recent = {
             let reads = self.shared.stage_reads.lock().expect("stage reads lock");
-            reads.get(&(secret_id.to_owned(), stage.to_owned())).filter(|(when, _, _)| when.elapsed() <= max_age).map(|(_, arn, id)| (arn.clone(), id.clone()))
+            reads.get(&(secret_id.to_owned(), stage.to_owned())).filter(|read| read.when.elapsed() <= max_age).map(|read| (read.arn.clone(), read.version_id.clone()))
         };
         if let Some((arn, version_id)) = recent {
             let cached = self.shared.cache.lock().expect("cache lock").get(&arn, &version_id).map(|c| (c.value.clone(), c.stages.clone()));
