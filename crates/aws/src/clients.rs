@@ -116,11 +116,11 @@ impl AwsEndpointTrust {
     /// sets `SSL_CERT_FILE` or `SSL_CERT_DIR` on a function (for an HTTPS proxy that inspects
     /// traffic, say) gets the SDK's default, which reads them.
     pub fn for_lambda() -> Self {
-        Self::from_lookup(|name| std::env::var_os(name).is_some_and(|value| !value.is_empty()))
+        Self::from_choice(dbcreds_core::env::environment_names_system_certificates())
     }
 
-    fn from_lookup(is_set: impl Fn(&str) -> bool) -> Self {
-        if is_set("SSL_CERT_FILE") || is_set("SSL_CERT_DIR") { Self::SystemRoots } else { Self::AmazonRoots }
+    fn from_choice(system_certificates_named: bool) -> Self {
+        if system_certificates_named { Self::SystemRoots } else { Self::AmazonRoots }
     }
 }
 
@@ -283,9 +283,10 @@ mod tests {
 
     #[test]
     fn lambda_functions_trust_amazon_roots_unless_the_environment_names_certificates() {
-        assert_eq!(AwsEndpointTrust::from_lookup(|_| false), AwsEndpointTrust::AmazonRoots);
-        assert_eq!(AwsEndpointTrust::from_lookup(|name| name == "SSL_CERT_FILE"), AwsEndpointTrust::SystemRoots);
-        assert_eq!(AwsEndpointTrust::from_lookup(|name| name == "SSL_CERT_DIR"), AwsEndpointTrust::SystemRoots);
+        let from_lookup = |is_set: &dyn Fn(&str) -> bool| AwsEndpointTrust::from_choice(dbcreds_core::env::names_system_certificates(is_set));
+        assert_eq!(from_lookup(&|_| false), AwsEndpointTrust::AmazonRoots);
+        assert_eq!(from_lookup(&|name| name == "SSL_CERT_FILE"), AwsEndpointTrust::SystemRoots);
+        assert_eq!(from_lookup(&|name| name == "SSL_CERT_DIR"), AwsEndpointTrust::SystemRoots);
         let _client = amazon_roots_http_client();
     }
     use aws_credential_types::Credentials;

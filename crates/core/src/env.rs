@@ -5,6 +5,21 @@
 
 use crate::error::InputError;
 
+/// The variables OpenSSL and rustls-native-certs read for the system's CA certificates.
+pub const SYSTEM_CERT_VARIABLES: [&str; 2] = ["SSL_CERT_FILE", "SSL_CERT_DIR"];
+
+/// Whether `SSL_CERT_FILE` or `SSL_CERT_DIR` is set (and not empty) according to `is_set`: the
+/// operator chose where the system's roots are, so every TLS client reads them from there (the
+/// SDK's and the database trust store alike).
+pub fn names_system_certificates(is_set: impl Fn(&str) -> bool) -> bool {
+    SYSTEM_CERT_VARIABLES.iter().any(|name| is_set(name))
+}
+
+/// [`names_system_certificates`] on the process environment.
+pub fn environment_names_system_certificates() -> bool {
+    names_system_certificates(|name| std::env::var_os(name).is_some_and(|value| !value.is_empty()))
+}
+
 /// AWS's functions treat `true`, `1`, `y` and `yes` (any case) as true and anything else as
 /// false. We keep that for compatibility, but an unrecognised word is an error rather than a
 /// silent `false`, because `EXCLUDE_NUMBERS=ture` should not quietly mean "include numbers".

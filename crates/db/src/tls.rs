@@ -136,8 +136,7 @@ const SYSTEM_BUNDLE_FILES: &[&str] = &[
 /// what the distribution's CA package did not put there, like Debian's self-signed "snakeoil"
 /// certificate, which no database connection should trust.) No bundle file: the directory.
 pub fn system_roots() -> Vec<CertificateDer<'static>> {
-    let explicit = ["SSL_CERT_FILE", "SSL_CERT_DIR"].iter().any(|name| std::env::var_os(name).is_some_and(|value| !value.is_empty()));
-    if !explicit {
+    if !dbcreds_core::env::environment_names_system_certificates() {
         for path in SYSTEM_BUNDLE_FILES {
             if let Ok(pem) = std::fs::read(path)
                 && let Ok(certs) = parse_pem_bundle(&pem)
