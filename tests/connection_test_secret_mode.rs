@@ -41,8 +41,16 @@ fn expect_diagnostics(response: &Value, engine: &str, port: u16, secret_arn: &st
     assert_eq!(d["tls"]["certificate_verified"], true);
     assert_eq!(d["addresses"], json!(["127.0.0.1"]));
     assert!(d.get("assumed_role_arn").is_none());
+    assert_eq!(d["connected_address"], format!("127.0.0.1:{port}"), "{}", pretty(response));
     for phase in d["phases"].as_array().unwrap() {
-        assert!(phase["ms"].is_u64(), "every phase that ran is timed: {phase}");
+        if matches!(phase["phase"].as_str(), Some("tcp" | "tls")) {
+            // Proven by the login's own connection (no probe on a success): no time of their
+            // own, and the report says where it went.
+            assert!(phase.get("ms").is_none(), "TCP and TLS are timed inside the login: {phase}");
+            assert!(phase["detail"].as_str().is_some_and(|detail| detail.contains("in the authentication phase")), "{phase}");
+        } else {
+            assert!(phase["ms"].is_u64(), "every other phase that ran is timed: {phase}");
+        }
     }
 }
 

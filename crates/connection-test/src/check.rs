@@ -7,9 +7,9 @@
 use crate::cloud::{Cloud, SignWith};
 use crate::config::{AuthMode, Config, ENGINE, USERNAME};
 use crate::probe;
-use crate::report::{Diagnostics, Failure, Phase, PhaseStatus, TlsReport};
+use crate::report::{Diagnostics, Failure, Phase, PhaseStatus};
 use dbcreds_core::{EngineFamily, ErrorClass, SecretDocument, TlsPolicy};
-use dbcreds_db::{ConnectSpec, Credential, DbError, TrustStore};
+use dbcreds_db::{Credential, DbError, TrustStore};
 use dbcreds_runtime::Budget;
 use std::future::Future;
 use std::sync::Arc;
@@ -216,9 +216,9 @@ fn endpoint(host: &str, port: u16) -> String {
     if host.contains(':') { format!("[{host}]:{port}") } else { format!("{host}:{port}") }
 }
 
-/// DNS, TCP, TLS, login and query, given the credential. Public so a caller holding a
-/// credential already (the `dbcreds check` CLI, a test with a fixed token) runs exactly the
-/// phases the function runs.
+/// DNS, then TCP, TLS and the login on one connection (`login`), then the query, given the
+/// credential. Public so a caller holding a credential already (the `dbcreds check` CLI, a test
+/// with a fixed token) runs exactly the phases the function runs.
 pub async fn connect_and_query(target: &Target, credential: Credential, trust: &Arc<TrustStore>, test_query: Option<&str>, budget: &Budget, d: &mut Diagnostics) -> Result<(), Failure> {
     describe_target(target, d);
     let addresses = timed(d, Phase::Dns, budget, caps::DNS, |deadline| async move {
@@ -229,62 +229,7 @@ pub async fn connect_and_query(target: &Target, credential: Credential, trust: &
     .await?;
     d.addresses = addresses.iter().map(|a| a.ip().to_string()).collect();
 
-    let (stream, address) = timed(d, Phase::Tcp, budget, caps::TCP, |deadline| {
-        let addresses = &addresses;
-        async move {
-            let (stream, address) = probe::connect_tcp(addresses, deadline).await?;
-            Ok(((stream, address), Some(format!("connected to {address}"))))
-        }
-    })
-    .await?;
-    d.connected_address = Some(address.to_string());
-
-    match target.tls {
-        TlsPolicy::VerifyFull => {
-            let probed = timed(d, Phase::Tls, budget, caps::TLS, |deadline| async move {
-                let probed = probe::negotiate_tls(target.family, stream, &target.host, trust, deadline).await?;
-                let detail = format!("{}, certificate verified for {}", probed.version, target.host);
-                Ok((probed, Some(detail)))
-            })
-            .await?;
-            d.tls = Some(TlsReport { version: Some(probed.version), certificate_verified: true, trust_store: trust.sources().to_vec() });
-            d.server_version = probed.server_version;
-        }
-        TlsPolicy::Disabled => {
-            drop(stream);
-            d.skipped(Phase::Tls, "plaintext: the secret sets \"ssl\": false");
-            d.tls = Some(TlsReport { version: None, certificate_verified: false, trust_store: Vec::new() });
-        }
-    }
-
-    let is_iam = matches!(credential, Credential::IamToken(_));
-    let mut session = timed(d, Phase::Authentication, budget, caps::AUTHENTICATION, |deadline| {
-        let spec = ConnectSpec {
-            family: target.family,
-            host: target.host.clone(),
-            port: target.port,
-            username: target.username.clone(),
-            credential,
-            database: target.database.clone(),
-            tls: target.tls,
-            trust: trust.clone(),
-            deadline,
-        };
-        async move {
-            let session = dbcreds_db::connect(&spec).await.map_err(|err| login_failure(err, is_iam))?;
-            let detail = format!("logged in as {}", spec.username);
-            Ok((session, Some(detail)))
-        }
-    })
-    .await?;
-    let transport = session.transport().clone();
-    if let Some(tls) = d.tls.as_mut() {
-        // The probe's version is exact; a driver may only know "TLS" (RDS Proxy's MySQL).
-        if tls.version.is_none() {
-            tls.version = transport.tls_version.clone();
-        }
-        tls.certificate_verified &= transport.certificate_verified;
-    }
+    let mut session = crate::login::login(target, credential, trust, &addresses, budget, d).await?;
 
     let outcome = timed(d, Phase::Query, budget, caps::QUERY, |deadline| {
         let session = &mut session;
@@ -311,22 +256,6 @@ pub async fn connect_and_query(target: &Target, credential: Credential, trust: &
     Ok(())
 }
 
-fn login_failure(err: DbError, is_iam: bool) -> Failure {
-    let failure = Failure::new(Phase::Authentication, err.class, err.message);
-    match (err.class, is_iam) {
-        (ErrorClass::Authentication, true) => failure.with_hint(
-            "the server refused the IAM token: check the assumed role's policy allows rds-db:connect on arn:aws:rds-db:<region>:<account>:dbuser:<prx-... or DbiResourceId>/<user>, \
-             that the user is IAM-enabled (PostgreSQL: GRANT rds_iam; MySQL: IDENTIFIED WITH AWSAuthenticationPlugin AS 'RDS'), \
-             that the proxy or database has IAM authentication enabled, and that the token's host, port and region match the endpoint",
-        ),
-        (ErrorClass::Authentication, false) => failure.with_hint(
-            "the server refused the secret's user name and password: check the user exists and may connect from this address, and that the secret's AWSCURRENT password is the one the database has \
-             (a rotation that stopped half-way leaves an AWSPENDING version: finish or cancel it)",
-        ),
-        _ => failure,
-    }
-}
-
 fn query_failure(err: DbError) -> Failure {
     let failure = Failure::new(Phase::Query, err.class, err.message);
     if err.class == ErrorClass::Sql {
@@ -338,14 +267,14 @@ fn query_failure(err: DbError) -> Failure {
 
 /// Runs one phase with its deadline (the cap, within the invocation's work deadline), records
 /// its outcome and time, and logs it. The phase's future returns its value and a short detail.
-async fn timed<T, F, Fut>(d: &mut Diagnostics, phase: Phase, budget: &Budget, cap: Duration, work: F) -> Result<T, Failure>
+pub(crate) async fn timed<T, F, Fut>(d: &mut Diagnostics, phase: Phase, budget: &Budget, cap: Duration, work: F) -> Result<T, Failure>
 where
     F: FnOnce(Instant) -> Fut,
     Fut: Future<Output = Result<(T, Option<String>), Failure>>,
 {
     if budget.is_spent() {
         let failure = Failure::new(phase, ErrorClass::Deadline, format!("no time was left in the invocation to start the {phase} phase"));
-        d.record(phase, PhaseStatus::Failed, Some(Duration::ZERO), None);
+        failed(d, phase, Some(Duration::ZERO));
         return Err(failure);
     }
     let deadline = budget.deadline_for(cap);
@@ -354,25 +283,36 @@ where
     let elapsed = started.elapsed();
     match result {
         Ok((value, detail)) => {
-            tracing::info!(
-                step = phase.as_str(),
-                duration_ms = crate::report::millis(elapsed),
-                engine = d.engine.as_deref().unwrap_or(""),
-                endpoint = d.endpoint.as_deref().unwrap_or(""),
-                secret_arn = d.secret_arn.as_deref(),
-                detail = detail.as_deref().unwrap_or(""),
-                "phase passed"
-            );
-            d.record(phase, PhaseStatus::Ok, Some(elapsed), detail);
+            passed(d, phase, Some(elapsed), detail);
             Ok(value)
         }
         Err(mut failure) => {
             // The failure belongs to the phase that ran, whichever layer built it.
             failure.phase = phase;
-            d.record(phase, PhaseStatus::Failed, Some(elapsed), None);
+            failed(d, phase, Some(elapsed));
             Err(failure)
         }
     }
+}
+
+/// Records and logs a phase that passed. `elapsed` is absent for a phase proven inside another
+/// one's time (TCP and TLS on the login's own connection).
+pub(crate) fn passed(d: &mut Diagnostics, phase: Phase, elapsed: Option<Duration>, detail: Option<String>) {
+    tracing::info!(
+        step = phase.as_str(),
+        duration_ms = elapsed.map(crate::report::millis),
+        engine = d.engine.as_deref().unwrap_or(""),
+        endpoint = d.endpoint.as_deref().unwrap_or(""),
+        secret_arn = d.secret_arn.as_deref(),
+        detail = detail.as_deref().unwrap_or(""),
+        "phase passed"
+    );
+    d.record(phase, PhaseStatus::Ok, elapsed, detail);
+}
+
+/// Records a phase that failed; the failure itself is logged once, by [`run`].
+pub(crate) fn failed(d: &mut Diagnostics, phase: Phase, elapsed: Option<Duration>) {
+    d.record(phase, PhaseStatus::Failed, elapsed, None);
 }
 
 /// Awaits `work` until `deadline`; running out is a failure of `phase`.

@@ -5,6 +5,8 @@
 //! - [`config`]: the environment (AWS sample's names kept) with validated event overrides.
 //! - [`check`]: the phases (assume role, token, read secret, DNS, TCP, TLS, authentication,
 //!   query), each timed and bounded by the invocation's remaining time.
+//! - [`login`]: TCP, TLS and the login on one connection, the driver's; the probe only when
+//!   the login fails below the server's answer or is slow.
 //! - [`probe`]: the function's own DNS, TCP and TLS probes, which classify network failures.
 //! - [`report`]: the diagnostics and the response in the AWS sample's shape.
 //! - [`cloud`] / [`aws`]: the port to AWS and its implementation over `dbcreds-aws`.
@@ -16,6 +18,7 @@ pub mod aws;
 pub mod check;
 pub mod cloud;
 pub mod config;
+pub mod login;
 pub mod probe;
 pub mod report;
 

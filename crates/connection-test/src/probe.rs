@@ -1,5 +1,6 @@
-//! The function's own look at the network before the driver connects: DNS, TCP, and the
-//! protocol's TLS negotiation, each on its own clock, so a failure names its layer precisely.
+//! The function's own look at the network when a login fails below the server's answer or is
+//! slow (see `login`): TCP, and the protocol's TLS negotiation, each on its own clock, so a
+//! failure names its layer precisely. DNS is resolved here for every check (no connection).
 //!
 //! A driver reports "could not connect" for an unknown host, a dropped SYN, a refused port and
 //! an untrusted certificate alike, or at best with a message that differs by driver. Probing
@@ -14,8 +15,8 @@
 //!   the TCP connection from one that drops packets.
 //!
 //! The probe connection is then closed without logging in. On MySQL this counts as one
-//! interrupted connection toward `max_connect_errors`; the driver's successful login right after
-//! clears the count (documented in docs/connection-test.md).
+//! interrupted connection toward `max_connect_errors` (documented in docs/connection-test.md);
+//! a successful login clears the count. A check whose login succeeds at once never probes.
 
 use crate::report::Failure;
 use crate::report::Phase;

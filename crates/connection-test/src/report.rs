@@ -26,11 +26,13 @@ pub enum Phase {
     Token,
     ReadSecret,
     Dns,
+    /// TCP connect. Proven by the login's own connection; timed apart only when the probe ran
+    /// (a login that failed below the server's answer, or was slow: see `login`).
     Tcp,
-    /// The protocol's TLS negotiation and the TLS handshake, on the probe connection.
+    /// The protocol's TLS negotiation and the verified TLS handshake, reported like [`Phase::Tcp`].
     Tls,
-    /// The driver's login (on its own connection, so its time includes a second TCP and TLS
-    /// handshake).
+    /// The driver's connection and login: its time includes TCP and TLS when they were not
+    /// probed apart.
     Authentication,
     Query,
 }
@@ -70,7 +72,8 @@ pub enum PhaseStatus {
 pub struct PhaseRecord {
     pub phase: Phase,
     pub status: PhaseStatus,
-    /// Milliseconds, absent for a skipped phase.
+    /// Milliseconds; absent for a skipped phase, and for TCP and TLS proven inside the
+    /// authentication phase's time.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ms: Option<u64>,
     /// What the phase found or why it was skipped, in a few words.
@@ -141,7 +144,7 @@ pub struct Diagnostics {
     /// What DNS returned.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub addresses: Vec<String>,
-    /// The address the TCP probe reached.
+    /// The address the connection reached (known when DNS gave one address, or the probe ran).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub connected_address: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]

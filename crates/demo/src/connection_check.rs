@@ -124,7 +124,7 @@ fn show(response: &Value, out: &mut Narrator) {
     }
     out.detail(format!("{:<16}{:<8}{:>6}  detail", "phase", "status", "ms"));
     for phase in d["phases"].as_array().into_iter().flatten() {
-        out.detail(format!("{:<16}{:<8}{:>6}  {}", text(&phase["phase"]), text(&phase["status"]), text(&phase["ms"]), phase["detail"].as_str().unwrap_or_default()));
+        out.detail(format!("{:<16}{:<8}{:>6}  {}", text(&phase["phase"]), text(&phase["status"]), phase["ms"].as_u64().map_or_else(|| "-".to_owned(), |ms| ms.to_string()), phase["detail"].as_str().unwrap_or_default()));
     }
     if let Some(total) = d["total_ms"].as_u64() {
         out.detail(format!("{:<24}{total:>6}", "total"));
