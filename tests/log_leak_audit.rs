@@ -67,7 +67,7 @@ fn the_audit_finds_a_secret_in_a_junit_report() {
     let junit = dir.path().join("junit.xml");
     let escaped = secret.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;");
     std::fs::write(&junit, format!("<testsuites><testcase name=\"t\"><system-out>{escaped}</system-out></testcase></testsuites>")).unwrap();
-    let report = leak_audit::audit_dir(dir.path(), &[junit.clone()]);
+    let report = leak_audit::audit_dir(dir.path(), std::slice::from_ref(&junit));
     assert!(report.findings.iter().any(|finding| finding.file == junit), "{report}");
 }
 

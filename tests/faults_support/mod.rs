@@ -442,7 +442,7 @@ impl Rig {
         let functions = [LambdaFunction::start("rotator", env.clone()).await, LambdaFunction::start("rotator", env).await];
         let mut rig = Rig { db, harness, tcp, http, functions, strategy, figures: Figures::default(), master_arn: None, users: 0 };
         if strategy == Strategy::Alternating {
-            let master = rig.document(rig.db.admin_user(), &rig.db.admin_password().to_owned());
+            let master = rig.document(rig.db.admin_user(), rig.db.admin_password());
             rig.master_arn = Some(rig.harness.create_secret("faults/master", &master).await);
         }
         rig
