@@ -106,6 +106,7 @@ pub async fn login(target: &Target, credential: Credential, trust: &Arc<TrustSto
                 None if below_the_login(err.class) => Some(probe_layers(target, trust, addresses, budget, &context).await),
                 None => None,
             };
+            let probed_healthy = findings.is_some();
             match findings {
                 Some(findings) => findings.merge_into(d)?,
                 // Refused by the server: it answered the login, over TLS when TLS is on.
@@ -113,7 +114,7 @@ pub async fn login(target: &Target, credential: Credential, trust: &Arc<TrustSto
                 None => {}
             }
             failed(d, Phase::Authentication, Some(elapsed));
-            Err(login_failure(err, is_iam))
+            Err(login_failure(err, is_iam, probed_healthy))
         }
     }
 }
@@ -229,9 +230,16 @@ async fn probe_into(target: &Target, trust: &Arc<TrustStore>, addresses: &[Socke
     Ok(())
 }
 
-fn login_failure(err: DbError, is_iam: bool) -> Failure {
+/// The driver's failure as the check's, with what to look at. `probed_healthy`: the probe found
+/// TCP and TLS working, so a timeout is the login's, not the network's.
+fn login_failure(err: DbError, is_iam: bool, probed_healthy: bool) -> Failure {
     let failure = Failure::new(Phase::Authentication, err.class, err.message);
     match (err.class, is_iam) {
+        (ErrorClass::TcpTimeout | ErrorClass::Deadline, _) if probed_healthy => failure.with_hint(
+            "TCP and TLS answered the probe, but the login did not finish in time: the server or proxy accepts connections and then stalls. \
+             Check its load and connection limits (max_connections; for RDS Proxy the pool's MaxConnectionsPercent and ConnectionBorrowTimeout, and its target's health), \
+             and for Aurora Serverless a paused cluster that is resuming (try again in a minute)",
+        ),
         (ErrorClass::Authentication, true) => failure.with_hint(
             "the server refused the IAM token: check the assumed role's policy allows rds-db:connect on arn:aws:rds-db:<region>:<account>:dbuser:<prx-... or DbiResourceId>/<user>, \
              that the user is IAM-enabled (PostgreSQL: GRANT rds_iam; MySQL: IDENTIFIED WITH AWSAuthenticationPlugin AS 'RDS'), \
