@@ -143,6 +143,25 @@ async fn a_master_rotated_behind_a_warm_function_is_read_again(engine: EngineKin
     assert!(set.logs.contains("the remembered master secret was refused"), "setSecret says why it read the master again:\n{}", set.logs);
     let next = rotation::rotate(&aws, &db, &mut function, &arn).await;
     check(&next, Strategy::AlternatingUsers, false, "warm rotation with the master read again");
+
+    // A master that is really wrong (its password changed in the database alone), read from
+    // Secrets Manager by a new process: refused once, and not read again, since a second read
+    // would return the same.
+    let third_password = format!("Master-pw-{}", unique(""));
+    match engine {
+        EngineKind::MariaDb => db.admin(&format!("ALTER USER '{master_user}'@'%' IDENTIFIED BY '{third_password}'")).await,
+        EngineKind::Postgres => db.admin(&format!("ALTER ROLE {master_user} PASSWORD '{third_password}'")).await,
+    }
+    function.kill().await;
+    let token = dbcreds_testenv::moto_rotation::new_token();
+    aws.start_rotation(&arn, &token).await;
+    function.invoke(rotation::event("createSecret", &arn, &token), rotation::TIMEOUT).await.expect_ok();
+    let (calls_before, connections_before) = (aws.calls(), db.connections());
+    let (error_type, message) = function.invoke(rotation::event("setSecret", &arn, &token), rotation::TIMEOUT).await.expect_err();
+    let (calls, connections) = (aws.calls().since(&calls_before).of_service("secretsmanager"), db.connections() - connections_before);
+    assert_eq!(error_type, "dbcreds.authentication", "{message}");
+    assert_eq!(calls.get("secretsmanager.GetSecretValue"), 1, "the master read once, from Secrets Manager: {calls}");
+    assert_eq!(connections, 3, "pending tried, current proven, the master refused once: {message}");
     function.kill().await;
 }
 

@@ -79,14 +79,13 @@ pub trait SecretStore: Send + Sync {
     /// `is_not_found()` is true.
     async fn get_value(&self, secret_id: &str, selector: VersionSelector) -> Result<SecretVersion, AwsError>;
 
-    /// GetSecretValue by stage, answered without a call when this process read that stage of
-    /// the secret at most `max_age` ago and still holds the value: for a secret this process
-    /// does not rotate (the master of alternating users), where a stale answer is detected by
-    /// the database refusing it and the caller then reads again with [`SecretStore::get_value`].
-    /// Stores without such a memory read every time.
-    async fn get_value_recent(&self, secret_id: &str, stage: &str, max_age: Duration) -> Result<SecretVersion, AwsError> {
-        let _ = max_age;
-        self.get_value(secret_id, VersionSelector::stage(stage)).await
+    /// The value of `stage` as this process read it at most `max_age` ago, if it still holds it,
+    /// without a call: for a secret this process does not rotate (the master of alternating
+    /// users), where a stale answer is detected by the database refusing it and the caller then
+    /// reads again with [`SecretStore::get_value`]. Stores without such a memory answer `None`.
+    fn remembered_value(&self, secret_id: &str, stage: &str, max_age: Duration) -> Option<SecretVersion> {
+        let _ = (secret_id, stage, max_age);
+        None
     }
 
     /// PutSecretValue with `ClientRequestToken = version_id` and the given stages. Passes

@@ -13,7 +13,7 @@
 //! steps do.
 //!
 //! A secret the process only reads (the master of alternating users) can also be read by stage
-//! from memory for a while ([`SecretStore::get_value_recent`]): the caller bounds the age and
+//! from memory for a while ([`SecretStore::remembered_value`]): the caller bounds the age and
 //! reads again when the database refuses the remembered value.
 //!
 //! Calls are counted per API in atomic counters ([`SecretsManagerStore::calls`]) so tests can
@@ -144,7 +144,7 @@ impl VersionCache {
 struct Shared {
     cache: Mutex<VersionCache>,
     /// (secret id as asked, stage) -> where that stage was found, for
-    /// [`SecretStore::get_value_recent`].
+    /// [`SecretStore::remembered_value`].
     stage_reads: Mutex<HashMap<(String, String), StageRead>>,
     counters: Counters,
 }
@@ -494,20 +494,15 @@ impl SecretStore for SecretsManagerStore {
         Ok(SecretVersion { arn, version_id, stages, value })
     }
 
-    async fn get_value_recent(&self, secret_id: &str, stage: &str, max_age: Duration) -> Result<SecretVersion, AwsError> {
-        let recent = {
+    fn remembered_value(&self, secret_id: &str, stage: &str, max_age: Duration) -> Option<SecretVersion> {
+        let (arn, version_id) = {
             let reads = self.shared.stage_reads.lock().expect("stage reads lock");
-            reads.get(&(secret_id.to_owned(), stage.to_owned())).filter(|read| read.when.elapsed() <= max_age).map(|read| (read.arn.clone(), read.version_id.clone()))
+            reads.get(&(secret_id.to_owned(), stage.to_owned())).filter(|read| read.when.elapsed() <= max_age).map(|read| (read.arn.clone(), read.version_id.clone()))?
         };
-        if let Some((arn, version_id)) = recent {
-            let cached = self.shared.cache.lock().expect("cache lock").get(&arn, &version_id).map(|c| (c.value.clone(), c.stages.clone()));
-            if let Some((value, stages)) = cached {
-                Counters::bump(&self.shared.counters.cache_hits);
-                tracing::debug!(api = "GetSecretValue", secret_arn = %arn, version = %version_id, cached = true, max_age_s = max_age.as_secs(), "secrets manager read of a recent stage");
-                return Ok(SecretVersion { arn, version_id, stages, value });
-            }
-        }
-        self.get_value(secret_id, VersionSelector::stage(stage)).await
+        let (value, stages) = self.shared.cache.lock().expect("cache lock").get(&arn, &version_id).map(|c| (c.value.clone(), c.stages.clone()))?;
+        Counters::bump(&self.shared.counters.cache_hits);
+        tracing::debug!(api = "GetSecretValue", secret_arn = %arn, version = %version_id, cached = true, max_age_s = max_age.as_secs(), "secrets manager read of a recent stage");
+        Some(SecretVersion { arn, version_id, stages, value })
     }
 
     async fn put_value(&self, secret_id: &str, version_id: &str, value: &SecretString, stages: &[&str], rotation_token: Option<&str>) -> Result<(), AwsError> {

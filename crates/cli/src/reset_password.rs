@@ -66,7 +66,7 @@ pub async fn run(args: Args, global: &GlobalArgs) -> Result<Report, CliError> {
     if document.masterarn().is_none() {
         return Err(CliError::input(format!("--master-secret: is missing; the secret {} names no master secret (masterarn)", current.arn)).with_hint("pass --master-secret with the master user's secret"));
     }
-    let master = crate::progress::during("reading the master secret", resolve_master(&store, Some(&rds), &document, engine, MasterRead::Fresh, &|_| Ok(()))).await?;
+    let master = crate::progress::during("reading the master secret", resolve_master(&store, Some(&rds), &document, engine, MasterRead::Fresh, &|_| Ok(()))).await?.document;
 
     let user = document.username()?.to_owned();
     let password = document.password()?.clone();

@@ -22,6 +22,13 @@ pub enum MasterRead {
     Recent(Duration),
 }
 
+/// The master login, and whether it came from the process's memory (so may be out of date).
+#[derive(Debug)]
+pub struct Master {
+    pub document: SecretDocument,
+    pub remembered: bool,
+}
+
 /// Reads the master secret `current.masterarn` names (AWSCURRENT) and makes it a login for the
 /// same database as `current`:
 /// - an RDS-managed master secret (only username and password) gets its host, port and engine
@@ -39,16 +46,23 @@ pub async fn resolve_master(
     engine: Engine,
     read: MasterRead,
     before_call: &(dyn Fn(&str) -> Result<(), RotationError> + Sync),
-) -> Result<SecretDocument, RotationError> {
+) -> Result<Master, RotationError> {
     const LABEL: &str = "master secret";
     let master_arn = current.masterarn().ok_or_else(|| InputError::missing("AWSCURRENT.masterarn", "name the master secret"))?;
     let within = |e: InputError| RotationError::from(e.within(&format!("{LABEL}.")));
     before_call("reading the master secret")?;
-    let version = match read {
-        MasterRead::Fresh => store.get_value(master_arn, VersionSelector::stage(AWSCURRENT)).await,
-        MasterRead::Recent(max_age) => store.get_value_recent(master_arn, AWSCURRENT, max_age).await,
-    }
-    .map_err(|e| RotationError::from(e).context(&format!("reading the master secret {} named by masterarn", for_log(master_arn))))?;
+    let remembered = match read {
+        MasterRead::Fresh => None,
+        MasterRead::Recent(max_age) => store.remembered_value(master_arn, AWSCURRENT, max_age),
+    };
+    let from_memory = remembered.is_some();
+    let version = match remembered {
+        Some(version) => version,
+        None => store
+            .get_value(master_arn, VersionSelector::stage(AWSCURRENT))
+            .await
+            .map_err(|e| RotationError::from(e).context(&format!("reading the master secret {} named by masterarn", for_log(master_arn))))?,
+    };
     let mut master = SecretDocument::parse(version.value).map_err(within)?;
     master.username().map_err(within)?;
     master.password().map_err(within)?;
@@ -110,7 +124,7 @@ pub async fn resolve_master(
         )
         .into());
     }
-    Ok(master)
+    Ok(Master { document: master, remembered: from_memory })
 }
 
 /// Whether the rotated secret's `dbInstanceIdentifier` or `dbClusterIdentifier` names the RDS

@@ -334,20 +334,21 @@ async fn set_alternating(inv: &Invocation<'_>, current: &SecretDocument, pending
             ),
         ));
     }
-    let remembered = inv.rotator.config.master_cache;
-    let first_read = if remembered.is_zero() { MasterRead::Fresh } else { MasterRead::Recent(remembered) };
+    let remember_for = inv.rotator.config.master_cache;
+    let first_read = if remember_for.is_zero() { MasterRead::Fresh } else { MasterRead::Recent(remember_for) };
     let master = load_master(inv, current, engine, first_read).await?;
     inv.check_time("mirroring the user with the master secret")?;
     let mirror = |master: SecretDocument| async move {
         inv.rotator.databases.mirror_user(&master, current.username()?, pending.username()?, pending.password()?, inv.deadline).await.map_err(RotationError::from)
     };
-    let mirrored = match mirror(master).await {
-        // The remembered master may be out of date (rotated since): read it again and retry once.
-        Err(e) if e.class == ErrorClass::Authentication && first_read != MasterRead::Fresh => {
+    let mirrored = match mirror(master.document).await {
+        // A master from memory may be out of date (rotated since): read it again and retry once.
+        // One just read from Secrets Manager is refused for a reason a second read won't change.
+        Err(e) if e.class == ErrorClass::Authentication && master.remembered => {
             tracing::info!(secret_arn = %clean(inv.arn()), version = %clean(inv.token()), "the remembered master secret was refused; reading it again");
             let master = load_master(inv, current, engine, MasterRead::Fresh).await?;
             inv.check_time("mirroring the user with the master secret")?;
-            mirror(master).await
+            mirror(master.document).await
         }
         other => other,
     };
@@ -360,7 +361,7 @@ async fn set_alternating(inv: &Invocation<'_>, current: &SecretDocument, pending
 
 /// The master login for alternating users, checked against the rotated secret
 /// ([`crate::master::resolve_master`], shared with the operator CLI).
-async fn load_master(inv: &Invocation<'_>, current: &SecretDocument, engine: Engine, read: MasterRead) -> Result<SecretDocument, RotationError> {
+async fn load_master(inv: &Invocation<'_>, current: &SecretDocument, engine: Engine, read: MasterRead) -> Result<crate::master::Master, RotationError> {
     crate::master::resolve_master(inv.rotator.store, inv.rotator.endpoints, current, engine, read, &|what| inv.check_time(what)).await
 }
 

@@ -247,7 +247,7 @@ async fn inspect_master(
         }
     };
     let document = match crate::progress::during("reading the master secret", resolve_master(store, Some(rds), &named, engine, MasterRead::Fresh, &|_| Ok(()))).await {
-        Ok(document) => document,
+        Ok(master) => master.document,
         Err(err) => {
             facts.failure = Some(FailureReport::new(err.class, err.message));
             return facts;
