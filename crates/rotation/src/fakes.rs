@@ -281,8 +281,11 @@ impl Databases for FakeDatabases {
         Ok(())
     }
 
-    async fn mirror_user(&self, master: &SecretDocument, source: &str, target: &str, password: &SecretString, _deadline: Instant) -> Result<Vec<GrantChange>, DbError> {
+    async fn mirror_user(&self, master: &SecretDocument, source: &str, target: &str, password: &SecretString, _deadline: Instant, proceed: crate::ports::Proceed) -> Result<Option<Vec<GrantChange>>, DbError> {
         let (key, _) = self.login(master)?;
+        if !proceed.await.unwrap_or(false) {
+            return Ok(None);
+        }
         let mut servers = self.servers.lock().unwrap();
         let server = servers.get_mut(&key).unwrap();
         if !server.users.contains_key(source) {
@@ -298,7 +301,7 @@ impl Databases for FakeDatabases {
         if !server.grants_in_step.iter().any(|u| u == target) {
             server.grants_in_step.push(target.to_owned());
         }
-        Ok(vec![GrantChange::Altered(format!("{target} mirrors {source}"))])
+        Ok(Some(vec![GrantChange::Altered(format!("{target} mirrors {source}"))]))
     }
 }
 

@@ -20,9 +20,23 @@ pub trait Databases: Send + Sync {
     /// Logs in with `login` and changes that user's own password (single-user setSecret).
     async fn set_own_password(&self, login: &SecretDocument, new_password: &SecretString, deadline: Instant) -> Result<(), DbError>;
 
-    /// Logs in with the master document and makes `target` a faithful copy of `source` with
-    /// `password` (alternating-users setSecret). Returns what changed.
-    async fn mirror_user(&self, master: &SecretDocument, source: &str, target: &str, password: &SecretString, deadline: Instant) -> Result<Vec<GrantChange>, DbError>;
+    /// Logs in with the master document, then waits for `proceed`, and only when it says `true`
+    /// makes `target` a faithful copy of `source` with `password` (alternating-users setSecret).
+    /// The gate lets the master's login run at the same time as the checks that decide whether
+    /// the master may act (the confused-deputy guard), without acting before they pass. Returns
+    /// what changed, or `None` when told not to proceed (nothing was changed).
+    async fn mirror_user(&self, master: &SecretDocument, source: &str, target: &str, password: &SecretString, deadline: Instant, proceed: Proceed) -> Result<Option<Vec<GrantChange>>, DbError>;
+}
+
+/// The go-ahead [`Databases::mirror_user`] waits for after its login. A sender dropped without
+/// an answer means no.
+pub type Proceed = tokio::sync::oneshot::Receiver<bool>;
+
+/// A gate that is already open, for a mirror whose checks have passed.
+pub fn proceed_now() -> Proceed {
+    let (go, proceed) = tokio::sync::oneshot::channel();
+    let _ = go.send(true);
+    proceed
 }
 
 #[async_trait]
@@ -97,12 +111,16 @@ impl Databases for LiveDatabases {
         Ok(())
     }
 
-    async fn mirror_user(&self, master: &SecretDocument, source: &str, target: &str, password: &SecretString, deadline: Instant) -> Result<Vec<GrantChange>, DbError> {
+    async fn mirror_user(&self, master: &SecretDocument, source: &str, target: &str, password: &SecretString, deadline: Instant, proceed: Proceed) -> Result<Option<Vec<GrantChange>>, DbError> {
         let spec = self.spec(master, deadline)?;
         let mut session = dbcreds_db::connect(&spec).await?;
+        if !by(deadline, "waiting for the checks before mirroring", async { Ok(proceed.await.unwrap_or(false)) }).await? {
+            session.close().await;
+            return Ok(None);
+        }
         let changes = by(deadline, "mirroring the user", session.mirror_user(source, target, password)).await?;
         session.close().await;
-        Ok(changes)
+        Ok(Some(changes))
     }
 }
 

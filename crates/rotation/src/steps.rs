@@ -20,7 +20,7 @@
 use crate::config::Strategy;
 use crate::error::RotationError;
 use crate::master::MasterRead;
-use crate::ports::identity_is;
+use crate::ports::{Proceed, identity_is, proceed_now};
 use crate::rotator::{Invocation, Outcome, StepInfo};
 use dbcreds_aws::{AWSCURRENT, AWSPENDING, AWSPREVIOUS, VersionSelector};
 use dbcreds_core::sanitize::{field as clean, for_log};
@@ -240,17 +240,25 @@ async fn logs_in(inv: &Invocation<'_>, document: &SecretDocument, engine: Engine
 /// - any other failure (TLS, network, permission, deadline) stops the step with its class,
 ///   without trying further credentials.
 async fn set_single_user(inv: &Invocation<'_>, current: &SecretDocument, pending: &SecretDocument, engine: Engine) -> Result<Outcome, RotationError> {
-    if logs_in(inv, pending, engine, AWSPENDING).await? {
-        return Ok(Outcome::AlreadySet);
-    }
     let new_password = pending.password()?;
-    if change_own_password(inv, current, new_password, AWSCURRENT).await? {
-        return Ok(Outcome::PasswordChanged { with: AWSCURRENT });
+    // Whether the pending password already logs in (a retry after the change) and the change
+    // with the current login do not depend on each other: both run at once, one login's time
+    // instead of two (BENCHMARKS.md). Should the change commit before the pending login is
+    // checked, the password is the pending one either way.
+    let (pending_logs_in, changed) = tokio::join!(logs_in(inv, pending, engine, AWSPENDING), change_own_password(inv, current, new_password, AWSCURRENT));
+    match (pending_logs_in, changed) {
+        (Ok(true), _) => return Ok(Outcome::AlreadySet),
+        (_, Ok(true)) => return Ok(Outcome::PasswordChanged { with: AWSCURRENT }),
+        (Err(err), _) | (Ok(false), Err(err)) => return Err(err),
+        (Ok(false), Ok(false)) => {
+            tracing::info!(secret_arn = %clean(inv.arn()), version = %clean(inv.token()), "the AWSCURRENT credentials were refused");
+        }
     }
-    if let Some(previous) = read_previous(inv, current, engine).await?
-        && change_own_password(inv, &previous, new_password, AWSPREVIOUS).await?
-    {
-        return Ok(Outcome::PasswordChanged { with: AWSPREVIOUS });
+    if let Some(previous) = read_previous(inv, current, engine).await? {
+        if change_own_password(inv, &previous, new_password, AWSPREVIOUS).await? {
+            return Ok(Outcome::PasswordChanged { with: AWSPREVIOUS });
+        }
+        tracing::info!(secret_arn = %clean(inv.arn()), version = %clean(inv.token()), "the AWSPREVIOUS credentials were refused");
     }
     Err(RotationError::new(
         ErrorClass::Authentication,
@@ -267,10 +275,8 @@ async fn change_own_password(inv: &Invocation<'_>, login: &SecretDocument, new_p
     inv.check_time(&format!("changing the password with the {label} credentials"))?;
     match inv.rotator.databases.set_own_password(login, new_password, inv.deadline).await {
         Ok(()) => Ok(true),
-        Err(err) if err.class == ErrorClass::Authentication => {
-            tracing::info!(secret_arn = %clean(inv.arn()), version = %clean(inv.token()), stage = label, "the {label} credentials were refused");
-            Ok(false)
-        }
+        // The caller says so when it matters (not when the pending password already works).
+        Err(err) if err.class == ErrorClass::Authentication => Ok(false),
         Err(err) => Err(RotationError::from(err).context(&format!("changing the password with the {label} credentials"))),
     }
 }
@@ -309,7 +315,9 @@ async fn read_previous(inv: &Invocation<'_>, current: &SecretDocument, engine: E
 ///
 /// Cases:
 /// - the current credentials must log in (confused-deputy guard: whoever edited the secret must
-///   have known the current password before the master acts on it); refused otherwise;
+///   have known the current password before the master acts on it); refused otherwise. The
+///   pending, current and master logins run at once; the master's session changes nothing
+///   until the current credentials are proven (the `Proceed` gate of `mirror_user`);
 /// - the master secret (`masterarn`) must be for the same database (same engine family, host and
 ///   port, or the RDS instance or cluster the secret names) and must not be the rotated user;
 /// - an RDS-managed master secret (only username and password) gets its host, port and engine
@@ -323,8 +331,28 @@ async fn read_previous(inv: &Invocation<'_>, current: &SecretDocument, engine: E
 ///   credentials already log in, because the adapters set the password before the grants: a
 ///   retry after a crash between the two must still converge the grants.
 async fn set_alternating(inv: &Invocation<'_>, current: &SecretDocument, pending: &SecretDocument, engine: Engine) -> Result<Outcome, RotationError> {
-    let pending_already_logged_in = logs_in(inv, pending, engine, AWSPENDING).await?;
-    if !logs_in(inv, current, engine, AWSCURRENT).await? {
+    let remember_for = inv.rotator.config.master_cache;
+    let first_read = if remember_for.is_zero() { MasterRead::Fresh } else { MasterRead::Recent(remember_for) };
+    let (source, target, password) = (current.username()?, pending.username()?, pending.password()?);
+    let mirror = |master: SecretDocument, proceed: Proceed| async move {
+        inv.check_time("mirroring the user with the master secret")?;
+        inv.rotator.databases.mirror_user(&master, source, target, password, inv.deadline, proceed).await.map_err(RotationError::from)
+    };
+    // The three logins (pending, current, master) run at once: the master's session waits at
+    // the gate until the current credentials are proven, and changes nothing otherwise.
+    let (go, proceed) = tokio::sync::oneshot::channel();
+    let checks = async {
+        let (pending_logs_in, current_logs_in) = tokio::join!(logs_in(inv, pending, engine, AWSPENDING), logs_in(inv, current, engine, AWSCURRENT));
+        let _ = go.send(pending_logs_in.is_ok() && matches!(current_logs_in, Ok(true)));
+        (pending_logs_in, current_logs_in)
+    };
+    let first_mirror = async {
+        let master = load_master(inv, current, engine, first_read).await?;
+        Ok::<_, RotationError>((master.remembered, mirror(master.document, proceed).await))
+    };
+    let ((pending_logs_in, current_logs_in), first_mirror) = tokio::join!(checks, first_mirror);
+    let pending_already_logged_in = pending_logs_in?;
+    if !current_logs_in? {
         return Err(RotationError::new(
             ErrorClass::Authentication,
             format!(
@@ -334,25 +362,19 @@ async fn set_alternating(inv: &Invocation<'_>, current: &SecretDocument, pending
             ),
         ));
     }
-    let remember_for = inv.rotator.config.master_cache;
-    let first_read = if remember_for.is_zero() { MasterRead::Fresh } else { MasterRead::Recent(remember_for) };
-    let master = load_master(inv, current, engine, first_read).await?;
-    inv.check_time("mirroring the user with the master secret")?;
-    let mirror = |master: SecretDocument| async move {
-        inv.rotator.databases.mirror_user(&master, current.username()?, pending.username()?, pending.password()?, inv.deadline).await.map_err(RotationError::from)
-    };
-    let mirrored = match mirror(master.document).await {
+    let (remembered, mirrored) = first_mirror?;
+    let mirrored = match mirrored {
         // A master from memory may be out of date (rotated since): read it again and retry once.
         // One just read from Secrets Manager is refused for a reason a second read won't change.
-        Err(e) if e.class == ErrorClass::Authentication && master.remembered => {
+        Err(e) if e.class == ErrorClass::Authentication && remembered => {
             tracing::info!(secret_arn = %clean(inv.arn()), version = %clean(inv.token()), "the remembered master secret was refused; reading it again");
             let master = load_master(inv, current, engine, MasterRead::Fresh).await?;
-            inv.check_time("mirroring the user with the master secret")?;
-            mirror(master.document).await
+            mirror(master.document, proceed_now()).await
         }
         other => other,
     };
-    let changes = mirrored.map_err(|e| e.context(&format!("making {} a copy of {} with the master secret", for_log(pending.username().unwrap_or("")), for_log(current.username().unwrap_or("")))))?;
+    let context = || format!("making {} a copy of {} with the master secret", for_log(target), for_log(source));
+    let changes = mirrored.map_err(|e| e.context(&context()))?.ok_or_else(|| RotationError::new(ErrorClass::Internal, format!("{}: the checks passed but the mirror did not proceed", context())))?;
     for change in &changes {
         tracing::info!(secret_arn = %clean(inv.arn()), version = %clean(inv.token()), change = ?change, "clone changed");
     }
