@@ -35,9 +35,10 @@ fn calls_budget(strategy: Strategy, fresh_process: bool) -> Budget {
 }
 
 /// New database connections per step: one per login the step must prove. Single user:
-/// setSecret tries the pending password (refused) and logs in as the current user to change
-/// it. Alternating users: setSecret tries the pending password, proves the current one (the
-/// confused-deputy guard) and logs in as the master. testSecret logs in with the pending one.
+/// setSecret tries the pending password (refused) and, at the same time, logs in as the current
+/// user to change it. Alternating users: setSecret tries the pending password, proves the
+/// current one (the confused-deputy guard) and logs in as the master, all three at once.
+/// testSecret logs in with the pending one.
 fn connections_budget(strategy: Strategy) -> [(&'static str, u64); 4] {
     let set = match strategy {
         Strategy::SingleUser => 2,
