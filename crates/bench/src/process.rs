@@ -11,6 +11,19 @@ pub fn peak_rss_mib(pid: u32) -> Option<f64> {
     Some(kib / 1024.0)
 }
 
+/// CPU time a live process has used so far, all its threads together, from the scheduler's
+/// nanosecond accounting (`/proc/<pid>/task/*/schedstat`, first field). Unlike wall time it does
+/// not count waiting for moto or the database, nor time other processes took from this one, so
+/// it compares builds on a noisy machine (the release profiles, BENCHMARKS.md).
+pub fn cpu_time(pid: u32) -> Option<Duration> {
+    let mut nanos: u64 = 0;
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).ok()? {
+        let schedstat = std::fs::read_to_string(task.ok()?.path().join("schedstat")).ok()?;
+        nanos += schedstat.split_whitespace().next()?.parse::<u64>().ok()?;
+    }
+    Some(Duration::from_nanos(nanos))
+}
+
 /// The higher of two peaks, either of which may be unknown.
 pub fn higher(a: Option<f64>, b: Option<f64>) -> Option<f64> {
     match (a, b) {
@@ -74,6 +87,18 @@ mod tests {
         // 2026-03-01 is day 20513 since the epoch.
         assert_eq!(since_epoch, Duration::from_secs(20_513 * 86_400 + 1) + Duration::from_millis(250));
         assert!(parse_rfc3339("2026-03-01 00:00:01").is_none());
+    }
+
+    #[test]
+    fn this_process_has_used_some_cpu_and_it_only_grows() {
+        let before = cpu_time(std::process::id()).expect("schedstat is readable");
+        let mut x = 0u64;
+        for i in 0..5_000_000u64 {
+            x = x.wrapping_mul(31).wrapping_add(i);
+        }
+        std::hint::black_box(x);
+        let after = cpu_time(std::process::id()).unwrap();
+        assert!(after > before && before > Duration::ZERO, "{before:?} -> {after:?}");
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The scenarios, one function each, adding their section to the report.
 
 use crate::fixture::{Aws, Binaries, Database, EngineKind, FUNCTIONS, unique};
-use crate::process::{higher, log_events, peak_rss_mib};
+use crate::process::{cpu_time, higher, log_events, peak_rss_mib};
 use crate::report::{Report, Table, Verdict, against};
 use crate::rotation::{self, RotationRun, STEPS, Strategy};
 use crate::stats::Samples;
@@ -168,6 +168,8 @@ struct RotationFigures {
     warm: Vec<RotationRun>,
     fresh: Vec<RotationRun>,
     peak_rss: Option<f64>,
+    /// The function process's CPU time per warm rotation (all four steps), on average.
+    cpu_per_warm_rotation: Option<Duration>,
 }
 
 async fn measure_rotations(bins: &Binaries, aws: &Aws, db: &Database, strategy: Strategy, runs: usize) -> RotationFigures {
@@ -176,16 +178,19 @@ async fn measure_rotations(bins: &Binaries, aws: &Aws, db: &Database, strategy: 
     // The first rotation of a process: empty version cache, first connections.
     let mut fresh = vec![rotation::rotate(aws, db, &mut function, &secret.arn).await];
     let mut warm = Vec::new();
+    let cpu_before = function.pid().and_then(cpu_time);
     for _ in 0..runs {
         warm.push(rotation::rotate(aws, db, &mut function, &secret.arn).await);
     }
+    let cpu_after = function.pid().and_then(cpu_time);
+    let cpu_per_warm_rotation = cpu_before.zip(cpu_after).filter(|_| runs > 0).map(|(before, after)| after.saturating_sub(before) / runs as u32);
     let peak_rss = function.pid().and_then(peak_rss_mib);
     for _ in 1..cold_runs(runs).min(5) {
         function.kill().await;
         fresh.push(rotation::rotate(aws, db, &mut function, &secret.arn).await);
     }
     function.kill().await;
-    RotationFigures { warm, fresh, peak_rss }
+    RotationFigures { warm, fresh, peak_rss, cpu_per_warm_rotation }
 }
 
 /// What each step must prove by logging in, by the rotation contract (so the connection count
@@ -216,6 +221,7 @@ pub async fn rotations(bins: &Binaries, runs: usize, report: &mut Report) -> Opt
         "SM calls, warm",
         "SM calls, fresh process",
         "DB connections / logins",
+        "function CPU per warm rotation ms",
         "peak RSS",
     ]);
     let mut per_step = Table::new(&["engine", "strategy", "step", "warm ms", "in SM calls ms", "SM calls (warm)", "connections", "first in a fresh process ms"]);
@@ -258,6 +264,7 @@ pub async fn rotations(bins: &Binaries, runs: usize, report: &mut Report) -> Opt
                 against(warm_calls as f64, CALLS_PER_ROTATION_TARGET, ""),
                 fresh_calls.to_string(),
                 format!("{connections} / {logins}"),
+                measured.cpu_per_warm_rotation.map_or_else(|| "-".to_owned(), |cpu| format!("{:.1}", cpu.as_secs_f64() * 1000.0)),
                 mib(measured.peak_rss),
             ]);
             let mut steps_json = serde_json::Map::new();
@@ -307,13 +314,14 @@ pub async fn rotations(bins: &Binaries, runs: usize, report: &mut Report) -> Opt
                     "connections_per_rotation": connections,
                     "logins_per_rotation": logins,
                     "peak_rss_mib": measured.peak_rss,
+                    "function_cpu_per_warm_rotation_ms": measured.cpu_per_warm_rotation.map(|cpu| cpu.as_secs_f64() * 1000.0),
                     "steps": steps_json,
                 }),
             );
         }
     }
     let notes = vec![
-        "A rotation is RotateSecret (emulated on moto, not counted) followed by the four steps invoked one after the other on the same warm process. *warm rotation* adds up the four steps' own durations (event delivered to answer posted); *in Secrets Manager calls* is the time the call counter in front of moto spent answering the steps' calls (moto's time and the counter's hop), and *the rest* is everything else: our code, the TLS handshakes and the database servers' logins and statements. *wall* is from the first invoke to the last answer, emulator included. Secrets Manager calls are counted by the proxy in front of moto; *fresh process* is the first rotation of a new process (empty version cache), the usual case when rotations are days apart. Connections are new TCP connections counted by the proxy in front of the server (the most of any rotation, warm or fresh), against the logins the steps must prove.".to_owned(),
+        "A rotation is RotateSecret (emulated on moto, not counted) followed by the four steps invoked one after the other on the same warm process. *warm rotation* adds up the four steps' own durations (event delivered to answer posted); *in Secrets Manager calls* is the time the call counter in front of moto spent answering the steps' calls (moto's time and the counter's hop), and *the rest* is everything else: our code, the TLS handshakes and the database servers' logins and statements. *wall* is from the first invoke to the last answer, emulator included. Secrets Manager calls are counted by the proxy in front of moto; *fresh process* is the first rotation of a new process (empty version cache), the usual case when rotations are days apart. Connections are new TCP connections counted by the proxy in front of the server (the most of any rotation, warm or fresh), against the logins the steps must prove. *Function CPU* is the rotator process's CPU time (all threads, from the kernel's schedstat) over the warm rotations, divided by their number: what the build itself costs, without the waits.".to_owned(),
     ];
     report.section("rotation", "Warm four-step rotation", &notes, &summary, Value::Object(figures));
     report.push_markdown("\n#### Per step\n\n");
