@@ -133,11 +133,11 @@ fn amazon_roots_http_client() -> aws_smithy_runtime_api::client::http::SharedHtt
     aws_smithy_http_client::Builder::new().tls_provider(tls::Provider::Rustls(CryptoMode::AwsLc)).tls_context(context).build_https()
 }
 
-/// The SDK clients every function uses, and the configuration they were built from.
+/// The SDK clients every function uses, and the configuration they were built from. STS, which
+/// only the connection test and the CLI call, is built from `config` by [`crate::RoleAssumer`].
 #[derive(Clone, Debug)]
 pub struct AwsClients {
     pub secrets: aws_sdk_secretsmanager::Client,
-    pub sts: aws_sdk_sts::Client,
     pub rds: aws_sdk_rds::Client,
     /// The shared configuration (region, credentials, endpoints, HTTP client). IAM tokens are
     /// signed with its credentials.
@@ -200,7 +200,6 @@ impl AwsClients {
         if let Some(url) = endpoint {
             secrets = secrets.endpoint_url(url);
         }
-        let sts = aws_sdk_sts::config::Builder::from(&config).timeout_config(timeouts.to_config()).retry_config(retry_config());
         let rds = aws_sdk_rds::config::Builder::from(&config).timeout_config(timeouts.to_config()).retry_config(retry_config());
 
         tracing::debug!(
@@ -210,7 +209,6 @@ impl AwsClients {
         );
         Ok(Self {
             secrets: aws_sdk_secretsmanager::Client::from_conf(secrets.build()),
-            sts: aws_sdk_sts::Client::from_conf(sts.build()),
             rds: aws_sdk_rds::Client::from_conf(rds.build()),
             config,
             timeouts,
