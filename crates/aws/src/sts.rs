@@ -55,9 +55,9 @@ pub struct RoleAssumer {
 impl RoleAssumer {
     /// An STS client from the clients' configuration (region, credentials, endpoints, HTTP
     /// client, `AWS_ENDPOINT_URL_STS`). Built here rather than with the other clients: only the
-    /// connection test and the CLI assume roles, and a client built in the rotator and the
-    /// provisioner would link STS's endpoint rules and serialisers into them for nothing (about
-    /// 130 KiB, BENCHMARKS.md "Release profile").
+    /// connection test and the CLI assume roles, so the rotator and the provisioner do not build
+    /// one at each cold start. (Their binaries hold STS anyway: aws-config's credential
+    /// providers call it for web identity and profile roles.)
     pub fn new(clients: &AwsClients) -> Self {
         let config = aws_sdk_sts::config::Builder::from(&clients.config).timeout_config(clients.timeouts.to_config()).retry_config(crate::clients::retry_config());
         Self::from_client(aws_sdk_sts::Client::from_conf(config.build()), clients.timeouts)
