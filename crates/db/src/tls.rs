@@ -135,7 +135,16 @@ const SYSTEM_BUNDLE_FILES: &[&str] = &[
 /// files and 5 ms of every cold start (BENCHMARKS.md, "Init"). (What only the directory has is
 /// what the distribution's CA package did not put there, like Debian's self-signed "snakeoil"
 /// certificate, which no database connection should trust.) No bundle file: the directory.
+///
+/// Read and decoded once per process: the provisioner asks twice at every cold start (its
+/// trust store, and the client that answers CloudFormation, which must not trust the RDS CAs
+/// and `DB_CA_BUNDLE` the trust store adds).
 pub fn system_roots() -> Vec<CertificateDer<'static>> {
+    static ROOTS: std::sync::OnceLock<Vec<CertificateDer<'static>>> = std::sync::OnceLock::new();
+    ROOTS.get_or_init(read_system_roots).clone()
+}
+
+fn read_system_roots() -> Vec<CertificateDer<'static>> {
     if !dbcreds_core::env::environment_names_system_certificates() {
         for path in SYSTEM_BUNDLE_FILES {
             if let Ok(pem) = std::fs::read(path)
